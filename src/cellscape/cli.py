@@ -1,0 +1,270 @@
+"""The ``cellscape`` command.
+
+Only this module parses arguments. Each command is a thin layer over the Python API: it finds the
+inputs, calls the library, shows progress and prints one line per problem (never a traceback for
+bad input), and exits non-zero when something failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import CellscapeError
+
+app = typer.Typer(
+    name="cellscape",
+    help="Microscopy images in, single-cell data out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+EXAMPLES = {
+    "nuclei": "nuclei images (fluorescence, H&E histology, bright field) from the Data Science "
+    "Bowl 2018 (CC0), cropped, with their ground-truth masks",
+}
+
+
+def example_folder(name: str) -> Path:
+    """Folder of a bundled example set."""
+    if name not in EXAMPLES:
+        raise CellscapeError(None, f"unknown example '{name}' (examples: {', '.join(EXAMPLES)})")
+    return Path(str(resources.files("cellscape") / "data" / "examples" / name))
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def friendly_errors(command):
+    """Turn a CellscapeError raised by a command into one red line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except CellscapeError as exc:
+            raise _fail(exc.message) from None
+
+    return wrapper
+
+
+@app.command()
+@friendly_errors
+def segment(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Image files, folders or glob patterns (TIFF, OME-TIFF, PNG, JPEG, OME-Zarr).",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Bundled model name (see `cellscape models`) or a saved model folder.",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("results"),
+    example: Annotated[
+        str | None, typer.Option(help=f"Segment a bundled example set: {', '.join(EXAMPLES)}.")
+    ] = None,
+    diameter: Annotated[
+        float | None, typer.Option(help="Typical cell diameter in pixels (default: estimated).")
+    ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            help="Channel to segment: index or name (default: first, or "
+            "the luminance of colour images)."
+        ),
+    ] = None,
+    save_png: Annotated[bool, typer.Option(help="Write an outline overlay PNG per image.")] = False,
+    save_rois: Annotated[bool, typer.Option(help="Write an ImageJ ROI zip per image.")] = False,
+    save_csv: Annotated[
+        bool, typer.Option(help="Write a per-cell measurement CSV per image.")
+    ] = False,
+) -> None:
+    """Segment images: writes OUT/<stem>_masks.tif (0 = background, one id per cell)."""
+    from . import io
+    from .models import DEFAULT_MODEL, load_model
+    from .pipeline import OutputOptions, segment_file
+
+    items: list[str] = list(inputs or [])
+    if example is not None:
+        items.append(str(example_folder(example)))
+        save_png = True  # an example is for looking at
+    if not items:
+        raise _fail("no input images given (pass files or folders, or --example nuclei)")
+    paths = io.expand_inputs(items)
+    if not paths:
+        raise _fail(f"no images found in {', '.join(items)}")
+    io.check_writable_folder(out)
+    chan: int | str | None = int(channel) if channel is not None and channel.isdigit() else channel
+    segmenter = load_model(model or DEFAULT_MODEL, diameter=diameter, channel=chan)
+    options = OutputOptions(save_png=save_png, save_rois=save_rois, save_csv=save_csv)
+
+    results = []
+    with _progress(len(paths)) as progress:
+        task = progress.add_task("segmenting", total=len(paths))
+        for path in paths:
+            progress.update(task, description=f"segmenting {path.name}")
+            result = segment_file(path, segmenter, out, options)
+            results.append(result)
+            line = result.summary()
+            progress.console.print(line if result.ok else f"[red]{line}[/red]", soft_wrap=True)
+            progress.advance(task)
+    failed = [r for r in results if not r.ok]
+    n_cells = sum(r.n_cells for r in results)
+    console.print(
+        f"{len(results) - len(failed)} of {len(results)} images segmented, {n_cells} cells, "
+        f"masks in {out}/"
+    )
+    if failed:
+        err_console.print(
+            f"[red]{len(failed)} failed:[/red] " + ", ".join(r.path.name for r in failed)
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    gt_dir: Annotated[Path, typer.Argument(help="Folder of ground-truth <stem>_masks.tif.")],
+    pred_dir: Annotated[Path, typer.Argument(help="Folder of predicted <stem>_masks.tif.")],
+    csv: Annotated[Path | None, typer.Option(help="Write one row of scores per image.")] = None,
+) -> None:
+    """Score predicted masks against ground truth (AP at IoU 0.5-0.9, F1, DSB2018, AJI, SEG...)."""
+    from . import io, metrics
+
+    for folder in (gt_dir, pred_dir):
+        if not folder.is_dir():
+            raise _fail(f"{folder}: folder not found")
+    gt_files = {
+        io.image_stem(p).removesuffix("_masks"): p for p in sorted(gt_dir.glob("*_masks.tif"))
+    }
+    pred_files = {
+        io.image_stem(p).removesuffix("_masks"): p for p in sorted(pred_dir.glob("*_masks.tif"))
+    }
+    if not gt_files:
+        raise _fail(f"{gt_dir}: no *_masks.tif files")
+    stems = sorted(gt_files)
+    missing = [s for s in stems if s not in pred_files]
+    rows, problems = [], []
+    with _progress(len(stems)) as progress:
+        task = progress.add_task("scoring", total=len(stems))
+        for stem in stems:
+            progress.advance(task)
+            if stem not in pred_files:
+                continue
+            try:
+                gt = io.read_labels(gt_files[stem])
+                pred = io.read_labels(pred_files[stem])
+                if gt.shape != pred.shape:
+                    raise CellscapeError(
+                        pred_files[stem],
+                        f"shape {pred.shape} differs from the ground truth {gt.shape}",
+                    )
+                rows.append({"image": stem, **metrics.image_scores(gt, pred)})
+            except CellscapeError as exc:
+                problems.append(exc.message)
+    for line in problems:
+        err_console.print(f"[red]{line}[/red]", soft_wrap=True)
+    if missing:
+        err_console.print(
+            f"[yellow]{len(missing)} ground-truth image(s) have no prediction and are not "
+            f"scored:[/yellow] {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+        )
+    if not rows:
+        raise _fail("no image pairs could be scored")
+    summary = metrics.summarize([{k: v for k, v in r.items() if k != "image"} for r in rows])
+    console.print(_summary_table(summary, len(rows)))
+    if csv is not None:
+        import pandas as pd
+
+        io.write_table(csv, pd.DataFrame(rows))
+        console.print(f"per-image scores in {csv}")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _summary_table(summary: dict, n_images: int) -> Table:
+    table = Table(title=f"Scores over {n_images} image(s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+        else:
+            table.add_row(key, str(value))
+    return table
+
+
+@app.command("models")
+@friendly_errors
+def list_models_command() -> None:
+    """List the models cellscape can use, with what each is for."""
+    from .models import DEFAULT_MODEL, METHODS, list_models
+
+    table = Table(title="Bundled models (use with --model NAME; a saved model folder works too)")
+    table.add_column("name")
+    table.add_column("method")
+    table.add_column("for")
+    table.add_column("validation")
+    for card in list_models():
+        info = card.info()
+        scores = info.get("validation", {})
+        score_text = ", ".join(f"{k} {v:.3f}" for k, v in scores.items()) if scores else "-"
+        name = card.name + (" (default)" if card.name == DEFAULT_MODEL else "")
+        table.add_row(name, card.method, card.purpose, score_text)
+    console.print(table)
+    console.print(f"methods: {', '.join(METHODS)}")
+
+
+def _progress(total: int):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=total < 2,
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning input problems into one line and exit code 2."""
+    try:
+        app()
+    except CellscapeError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,136 @@
+"""The registry of methods and bundled models, and loading a model by name or path.
+
+A method is a :class:`cellscape.methods.base.Segmenter` subclass, registered by name in
+``METHODS`` as an import path so that importing cellscape never imports torch. A bundled model is
+a ready-to-use configuration of a method (with weights shipped inside the package where it has
+any), described by a :class:`ModelCard`. Adding a method is one file in ``methods/`` and one line
+here; the command line, batch runner and napari plugin find it through this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import CellscapeError
+from .io import read_json
+
+#: method name -> "module:Class"
+METHODS: dict[str, str] = {
+    "classical": "cellscape.methods.classical:Classical",
+}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a bundled model is and what it is for.
+
+    Attributes
+    ----------
+    name : str
+        What users type after ``--model``.
+    method : str
+        Key of :data:`METHODS`.
+    purpose : str
+        One line: which images it is for.
+    folder : str or None
+        Folder under ``cellscape/data/models`` holding ``config.json`` (+ weights); ``None`` for
+        methods that need no learned state.
+    params : dict
+        Constructor parameters when ``folder`` is None.
+    """
+
+    name: str
+    method: str
+    purpose: str
+    folder: str | None = None
+    params: dict = field(default_factory=dict)
+
+    def info(self) -> dict:
+        """Training data and validation scores recorded in the model's config, if any."""
+        if self.folder is None:
+            return {}
+        config = read_json(bundled_model_path(self.folder) / "config.json")
+        return config.get("info", {})
+
+
+BUNDLED: dict[str, ModelCard] = {
+    card.name: card
+    for card in [
+        ModelCard(
+            "classical",
+            "classical",
+            "any bright (fluorescence) or dark (bright field, H&E) round objects; no training: "
+            "smoothing + Otsu threshold + distance watershed. The baseline to beat.",
+        ),
+    ]
+}
+
+#: model used when ``--model`` is not given
+DEFAULT_MODEL = "classical"
+
+
+def bundled_model_path(folder: str) -> Path:
+    """Path of a bundled model folder inside the installed package."""
+    return Path(str(resources.files("cellscape") / "data" / "models" / folder))
+
+
+def method_class(method: str):
+    """The Segmenter class registered under ``method``."""
+    if method not in METHODS:
+        raise CellscapeError(None, f"unknown method '{method}' (known: {', '.join(METHODS)})")
+    module_name, cls_name = METHODS[method].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def load_model(name_or_path: str | os.PathLike, **params):
+    """Load a bundled model by name, or a saved model from its folder.
+
+    Parameters
+    ----------
+    name_or_path : str or PathLike
+        A name listed by :func:`list_models`, or a folder written by ``Segmenter.save`` (or the
+        ``config.json`` inside it).
+    **params
+        Constructor parameters to override (e.g. ``diameter=20``); ``None`` values are ignored.
+
+    Raises
+    ------
+    CellscapeError
+        Unknown name, or a folder that is not a cellscape model.
+    """
+    overrides = {k: v for k, v in params.items() if v is not None}
+    name = str(name_or_path)
+    path = Path(name)
+    if name in BUNDLED and not path.exists():
+        card = BUNDLED[name]
+        cls = method_class(card.method)
+        if card.folder is None:
+            model = cls(**card.params)
+        else:
+            model = cls.load(bundled_model_path(card.folder))
+    elif path.exists():
+        config_path = path / "config.json" if path.is_dir() else path
+        config = read_json(config_path)
+        if config.get("format") != "cellscape-model" or "method" not in config:
+            raise CellscapeError(path, "not a cellscape model (config.json lacks 'method')")
+        model = method_class(config["method"]).load(config_path.parent)
+    else:
+        raise CellscapeError(
+            None,
+            f"unknown model '{name}': not a bundled model ({', '.join(BUNDLED)}) "
+            "and no such folder",
+        )
+    if overrides:
+        known = set(model.get_params())
+        model.set_params(**{k: v for k, v in overrides.items() if k in known})
+    return model
+
+
+def list_models() -> list[ModelCard]:
+    """The bundled models, default first."""
+    cards = list(BUNDLED.values())
+    return sorted(cards, key=lambda c: c.name != DEFAULT_MODEL)

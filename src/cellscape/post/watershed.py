@@ -1,0 +1,91 @@
+"""Watershed post-processing: foreground masks and seeds to instance labels.
+
+Pure functions: arrays and parameters in, arrays out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def distance_watershed(
+    mask: np.ndarray,
+    min_distance: float = 5.0,
+    *,
+    h: float = 0.0,
+    smoothing: float = 1.0,
+    min_size: int = 0,
+) -> np.ndarray:
+    """Split a binary foreground into touching objects with a distance-transform watershed.
+
+    The Euclidean distance to the background peaks near each object's centre; one seed per
+    peak, then a watershed on the inverted distance cuts touching objects along their necks.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (Y, X)
+        Foreground pixels.
+    min_distance : float
+        Smallest distance between two seeds, in pixels; about a third of the object diameter.
+        Smaller values split more.
+    h : float
+        Seeds are regional maxima of the distance that stand at least ``h`` pixels above their
+        surroundings (h-maxima); 0 keeps every peak allowed by ``min_distance``.
+    smoothing : float
+        Gaussian sigma (pixels) applied to the distance map before finding peaks, so that
+        ragged edges do not create spurious seeds.
+    min_size : int
+        Objects smaller than this (pixels) are removed from the result.
+
+    Returns
+    -------
+    labels : ndarray of int32, shape (Y, X)
+        0 = background, 1..N objects, consecutive ids.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import relabel_sequential, watershed
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=np.int32)
+    distance = ndi.distance_transform_edt(mask)
+    if smoothing > 0:
+        distance = ndi.gaussian_filter(distance, smoothing)
+    components, _ = ndi.label(mask)
+    peaks = peak_local_max(
+        distance,
+        min_distance=max(1, int(round(min_distance))),
+        labels=components,
+        exclude_border=False,
+    )
+    seeds = np.zeros(mask.shape, dtype=bool)
+    seeds[tuple(peaks.T)] = True
+    if h > 0:
+        seeds &= h_maxima(distance, h).astype(bool)
+    # every connected component gets at least one seed, so no object is lost
+    seeded = np.unique(components[seeds])
+    missing = np.setdiff1d(np.arange(1, components.max() + 1), seeded)
+    if missing.size:
+        centres = ndi.maximum_position(distance, components, missing)
+        for c in centres:
+            seeds[c] = True
+    markers, _ = ndi.label(seeds)
+    labels = watershed(-distance, markers, mask=mask)
+    if min_size > 0:
+        labels = remove_small(labels, min_size)
+    labels, _, _ = relabel_sequential(labels)
+    return labels.astype(np.int32, copy=False)
+
+
+def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Set objects with fewer than ``min_size`` pixels to background (ids are kept)."""
+    labels = np.asarray(labels)
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_size
+    small[0] = False
+    if small.any():
+        labels = labels.copy()
+        labels[small[labels]] = 0
+    return labels
