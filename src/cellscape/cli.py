@@ -191,7 +191,8 @@ def evaluate(
     if not rows:
         raise _fail("no image pairs could be scored")
     summary = metrics.summarize([{k: v for k, v in r.items() if k != "image"} for r in rows])
-    console.print(_summary_table(summary, len(rows)))
+    for table in _summary_tables(summary):
+        console.print(table)
     if csv is not None:
         import pandas as pd
 
@@ -201,16 +202,58 @@ def evaluate(
         raise typer.Exit(1)
 
 
-def _summary_table(summary: dict, n_images: int) -> Table:
-    table = Table(title=f"Scores over {n_images} image(s)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in summary.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.4f}")
-        else:
-            table.add_row(key, str(value))
-    return table
+def _summary_tables(summary: dict) -> list[Table]:
+    """Per-threshold detection scores, then per-cell overlap scores."""
+    n = summary["n_images"]
+    thresholds = [k.split("@")[1] for k in summary if k.startswith("ap@")]
+    det = Table(
+        title=f"Detection over {n} image(s): {summary['n_gt']} true, "
+        f"{summary['n_pred']} predicted cells"
+    )
+    for col in (
+        "IoU",
+        "AP pooled",
+        "AP mean/image",
+        "F1 pooled",
+        "precision",
+        "recall",
+        "TP",
+        "FP",
+        "FN",
+    ):
+        det.add_column(col, justify="right")
+    for t in thresholds:
+        det.add_row(
+            t,
+            *(
+                f"{summary[k]:.4f}"
+                for k in (
+                    f"ap_pooled@{t}",
+                    f"ap@{t}",
+                    f"f1_pooled@{t}",
+                    f"precision_pooled@{t}",
+                    f"recall_pooled@{t}",
+                )
+            ),
+            *(str(int(summary[k])) for k in (f"tp@{t}", f"fp@{t}", f"fn@{t}")),
+        )
+    seg = Table(title="Overlap scores")
+    seg.add_column("metric")
+    seg.add_column("mean over images", justify="right")
+    seg.add_column("pooled over cells", justify="right")
+    rows = [
+        ("DSB2018 score (AP over IoU 0.50:0.05:0.95)", "dsb2018", None),
+        ("Jaccard of matched cells (IoU >= 0.5)", "jaccard_mean", "jaccard_mean_pooled"),
+        ("Dice of matched cells (IoU >= 0.5)", "dice_mean", "dice_mean_pooled"),
+        ("SM similarity (Al-Kofahi 2018)", "sm_mean", "sm_mean_pooled"),
+        ("fraction of cells with SM >= 0.6", "sm_fraction", "sm_fraction_pooled"),
+        ("aggregated Jaccard index (Kumar 2017)", "aji", "aji_pooled"),
+        ("CTC SEG", "seg", "seg_pooled"),
+    ]
+    for title, mean_key, pooled_key in rows:
+        pooled = f"{summary[pooled_key]:.4f}" if pooled_key else "-"
+        seg.add_row(title, f"{summary[mean_key]:.4f}", pooled)
+    return [det, seg]
 
 
 @app.command("models")
