@@ -29,7 +29,10 @@ def main() -> None:
     panels = [
         ("nuclei + labels", outline_overlay(nuc.image, nuc.labels)),
         ("whole cells (cytoplasm marker)", outline_overlay(cells.image, cells.labels)),
-        ("nuclear channel of the same cells", outline_overlay(cells.nuclear_image, cells.nuclei_labels)),
+        (
+            "nuclear channel of the same cells",
+            outline_overlay(cells.nuclear_image, cells.nuclei_labels),
+        ),
         ("phase-contrast bacteria", outline_overlay(bact.image, bact.labels)),
         (f"bright field, z = {stack.z[f - 10]:+.1f} µm", stack.stack[f - 10]),
         (f"bright field, z = {stack.z[f]:+.1f} µm (focus)", stack.stack[f]),
@@ -42,8 +45,12 @@ def main() -> None:
     ]
     fig, axes = plt.subplots(3, 4, figsize=(16, 12.5))
     for ax, (title, img) in zip(axes.ravel(), panels, strict=True):
-        ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None, interpolation="nearest",
-                  aspect="auto" if "x-z" in title else "equal")
+        ax.imshow(
+            img,
+            cmap="gray" if np.ndim(img) == 2 else None,
+            interpolation="nearest",
+            aspect="auto" if "x-z" in title else "equal",
+        )
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.suptitle("cellscape.synthetic: simulated microscopy with exact ground truth (seed 1)")
