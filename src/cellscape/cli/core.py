@@ -1,33 +1,21 @@
-"""The ``cellscape`` command.
+"""Core commands: ``segment``, ``evaluate`` and ``models``.
 
-Only this module parses arguments. Each command is a thin layer over the Python API: it finds the
-inputs, calls the library, shows progress and prints one line per problem (never a traceback for
-bad input), and exits non-zero when something failed.
+Each command is a thin layer over the Python API: it finds the inputs, calls the library, shows
+progress and prints one line per problem (never a traceback for bad input), and exits non-zero
+when something failed.
 """
 
 from __future__ import annotations
 
-import functools
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .errors import CellscapeError
-
-app = typer.Typer(
-    name="cellscape",
-    help="Microscopy images in, single-cell data out.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+from ..errors import CellscapeError
+from ._app import app, console, err_console, fail, friendly_errors, progress_bar
 
 EXAMPLES = {
     "nuclei": "nuclei images (fluorescence, H&E histology, bright field) from the Data Science "
@@ -40,24 +28,6 @@ def example_folder(name: str) -> Path:
     if name not in EXAMPLES:
         raise CellscapeError(None, f"unknown example '{name}' (examples: {', '.join(EXAMPLES)})")
     return Path(str(resources.files("cellscape") / "data" / "examples" / name))
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-def friendly_errors(command):
-    """Turn a CellscapeError raised by a command into one red line and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except CellscapeError as exc:
-            raise _fail(exc.message) from None
-
-    return wrapper
 
 
 @app.command()
@@ -99,26 +69,26 @@ def segment(
     ] = False,
 ) -> None:
     """Segment images: writes OUT/<stem>_masks.tif (0 = background, one id per cell)."""
-    from . import io
-    from .models import DEFAULT_MODEL, load_model
-    from .pipeline import OutputOptions, segment_file
+    from .. import io
+    from ..models import DEFAULT_MODEL, load_model
+    from ..pipeline import OutputOptions, segment_file
 
     items: list[str] = list(inputs or [])
     if example is not None:
         items.append(str(example_folder(example)))
         save_png = True  # an example is for looking at
     if not items:
-        raise _fail("no input images given (pass files or folders, or --example nuclei)")
+        raise fail("no input images given (pass files or folders, or --example nuclei)")
     paths = io.expand_inputs(items)
     if not paths:
-        raise _fail(f"no images found in {', '.join(items)}")
+        raise fail(f"no images found in {', '.join(items)}")
     io.check_writable_folder(out)
     chan: int | str | None = int(channel) if channel is not None and channel.isdigit() else channel
     segmenter = load_model(model or DEFAULT_MODEL, diameter=diameter, channel=chan)
     options = OutputOptions(save_png=save_png, save_rois=save_rois, save_csv=save_csv)
 
     results = []
-    with _progress(len(paths)) as progress:
+    with progress_bar(len(paths)) as progress:
         task = progress.add_task("segmenting", total=len(paths))
         for path in paths:
             progress.update(task, description=f"segmenting {path.name}")
@@ -148,11 +118,11 @@ def evaluate(
     csv: Annotated[Path | None, typer.Option(help="Write one row of scores per image.")] = None,
 ) -> None:
     """Score predicted masks against ground truth (AP at IoU 0.5-0.9, F1, DSB2018, AJI, SEG...)."""
-    from . import io, metrics
+    from .. import io, metrics
 
     for folder in (gt_dir, pred_dir):
         if not folder.is_dir():
-            raise _fail(f"{folder}: folder not found")
+            raise fail(f"{folder}: folder not found")
     gt_files = {
         io.image_stem(p).removesuffix("_masks"): p for p in sorted(gt_dir.glob("*_masks.tif"))
     }
@@ -160,11 +130,11 @@ def evaluate(
         io.image_stem(p).removesuffix("_masks"): p for p in sorted(pred_dir.glob("*_masks.tif"))
     }
     if not gt_files:
-        raise _fail(f"{gt_dir}: no *_masks.tif files")
+        raise fail(f"{gt_dir}: no *_masks.tif files")
     stems = sorted(gt_files)
     missing = [s for s in stems if s not in pred_files]
     rows, problems = [], []
-    with _progress(len(stems)) as progress:
+    with progress_bar(len(stems)) as progress:
         task = progress.add_task("scoring", total=len(stems))
         for stem in stems:
             progress.advance(task)
@@ -189,7 +159,7 @@ def evaluate(
             f"scored:[/yellow] {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
         )
     if not rows:
-        raise _fail("no image pairs could be scored")
+        raise fail("no image pairs could be scored")
     summary = metrics.summarize([{k: v for k, v in r.items() if k != "image"} for r in rows])
     for table in _summary_tables(summary):
         console.print(table)
@@ -260,7 +230,7 @@ def _summary_tables(summary: dict) -> list[Table]:
 @friendly_errors
 def list_models_command() -> None:
     """List the models cellscape can use, with what each is for."""
-    from .models import DEFAULT_MODEL, METHODS, list_models
+    from ..models import DEFAULT_MODEL, METHODS, list_models
 
     table = Table(title="Bundled models (use with --model NAME; a saved model folder works too)")
     table.add_column("name")
@@ -275,39 +245,3 @@ def list_models_command() -> None:
         table.add_row(name, card.method, card.purpose, score_text)
     console.print(table)
     console.print(f"methods: {', '.join(METHODS)}")
-
-
-def _progress(total: int):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=total < 2,
-    )
-
-
-def main() -> None:
-    """Entry point: run the app, turning input problems into one line and exit code 2."""
-    try:
-        app()
-    except CellscapeError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
