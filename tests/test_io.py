@@ -95,6 +95,21 @@ def test_labels_written_as_uint16_masks_tif(tmp_path, disks):
     np.testing.assert_array_equal(io.read_labels(tmp_path / "m_masks.tif"), labels)
 
 
+@pytest.mark.parametrize("planes", [3, 4])
+def test_label_stacks_of_three_or_four_planes_are_not_taken_for_colour(tmp_path, planes):
+    stack = np.arange(planes * 6 * 7, dtype=np.int32).reshape(planes, 6, 7) % 5
+    io.write_labels(tmp_path / "t_masks.tif", stack)
+    np.testing.assert_array_equal(io.read_labels(tmp_path / "t_masks.tif"), stack)
+
+
+def test_rgb_meta_writes_a_colour_tiff(tmp_path):
+    rgb = np.random.default_rng(3).integers(0, 255, (3, 9, 11), dtype=np.uint8)
+    io.write_tiff(tmp_path / "c.tif", rgb, ImageMeta(axes="CYX", rgb=True))
+    back, meta = io.read_image(tmp_path / "c.tif")
+    assert meta.rgb
+    np.testing.assert_array_equal(back, rgb)
+
+
 def test_many_labels_use_uint32(tmp_path):
     labels = np.arange(70000, dtype=np.int64).reshape(280, 250)
     io.write_labels(tmp_path / "big_masks.tif", labels)

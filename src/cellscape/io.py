@@ -99,9 +99,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=folder)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs are for sharing
     try:
         yield tmp_path
+        # mkstemp makes 0600 files and some writers recreate the file: set the usual mode last
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -460,7 +461,10 @@ def write_tiff(
         raise ValueError(f"meta.axes {meta.axes!r} does not match data of shape {data.shape}")
     if ome is None:
         ome = path.name.lower().endswith((".ome.tif", ".ome.tiff")) or meta.pixel_size is not None
-    kwargs: dict = {"compression": compression}
+    # say what the planes are: otherwise tifffile takes a stack of 3 or 4 planes for colour
+    kwargs: dict = {"compression": compression, "photometric": "minisblack"}
+    if meta.rgb and meta.axes.startswith("C") and data.shape[0] == 3:
+        kwargs.update(photometric="rgb", planarconfig="separate")
     if ome:
         md: dict = {"axes": meta.axes}
         if meta.pixel_size:
@@ -824,3 +828,360 @@ def read_json(path: str | os.PathLike) -> dict:
         return json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CellscapeError(p, f"cannot read JSON ({_short(exc)})") from None
+
+
+def write_safetensors(path: str | os.PathLike, arrays: dict[str, np.ndarray],
+                      metadata: dict[str, str] | None = None) -> Path:
+    """Write named numpy arrays as a safetensors file (no pickling, safe to share), atomically."""
+    from safetensors.numpy import save_file
+
+    contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    with atomic_path(path) as tmp:
+        save_file(contiguous, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every array of a safetensors file as numpy, with a one-line error for bad files."""
+    from safetensors.numpy import load_file
+
+    p = Path(path)
+    if not p.exists():
+        raise CellscapeError(p, "file not found")
+    try:
+        return load_file(str(p))
+    except Exception as exc:
+        raise CellscapeError(p, f"cannot read weights ({_short(exc)})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# big images: lazy windows and block-by-block OME-Zarr writing (used by cellscape.batch)
+# --------------------------------------------------------------------------------------------
+
+
+class LazyImage:
+    """A 2-D image (optionally with channels) on disk, read window by window.
+
+    Opens the full-resolution array of an OME-Zarr, or a TIFF through tifffile's Zarr view,
+    without reading pixels. The object pickles as its path, so Dask workers reopen the file
+    themselves instead of receiving pixels.
+
+    Attributes
+    ----------
+    path : Path
+        The file or OME-Zarr folder.
+    shape : tuple of int
+        ``(Y, X)`` size of the full-resolution plane, in pixels.
+    meta : ImageMeta
+        Axes of what :meth:`window` returns (``"YX"`` or ``"CYX"``) and the pixel size (µm).
+    dtype : numpy.dtype
+        Pixel type.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._arrays = None
+        array, levels, raw_axes, meta = self._open()
+        self._raw_axes = raw_axes
+        self.meta = meta.with_(source=str(self.path))
+        y, x = raw_axes.index("Y"), raw_axes.index("X")
+        self.shape = (int(array.shape[y]), int(array.shape[x]))
+        self.dtype = np.dtype(array.dtype)
+        self.n_levels = len(levels)
+        self._arrays = levels
+
+    def __getstate__(self):
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"])
+
+    def _open(self):
+        p = self.path
+        if not p.exists():
+            raise CellscapeError(p, "file not found")
+        try:
+            if is_ome_zarr(p):
+                return self._open_zarr(p)
+            if p.suffix.lower() in TIFF_SUFFIXES:
+                return self._open_tiff(p)
+        except CellscapeError:
+            raise
+        except Exception as exc:
+            raise CellscapeError(p, f"cannot open image lazily ({_short(exc)})") from None
+        raise CellscapeError(p, "big images must be OME-Zarr or TIFF")
+
+    def _open_zarr(self, p: Path):
+        import zarr
+
+        group = zarr.open_group(str(p), mode="r")
+        attrs = dict(group.attrs)
+        ome = attrs.get("ome", attrs)
+        multiscales = ome["multiscales"][0]
+        datasets = multiscales["datasets"]
+        levels = [group[d["path"]] for d in datasets]
+        ndim = levels[0].ndim
+        axes_meta = multiscales.get("axes") or [{"name": a} for a in "tczyx"[-ndim:]]
+        raw = "".join((a["name"] if isinstance(a, dict) else a)[0].upper() for a in axes_meta)
+        pixel_size = None
+        for t in datasets[0].get("coordinateTransformations", []):
+            if t.get("type") == "scale" and "X" in raw:
+                pixel_size = float(t["scale"][raw.index("X")])
+        names = tuple(
+            c.get("label", f"c{i}") for i, c in enumerate(ome.get("omero", {}).get("channels", []))
+        )
+        return levels[0], levels, raw, self._meta(p, levels[0].shape, raw, pixel_size, names)
+
+    def _open_tiff(self, p: Path):
+        import tifffile
+        import zarr
+
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]
+            raw = series.axes.upper().replace("S", "C").replace("I", "Z").replace("Q", "Z")
+            pixel_size = None
+            if tif.is_ome and tif.ome_metadata:
+                pixel_size = _ome_xml_scale(tif.ome_metadata)[0]
+            else:
+                pixel_size = _tiff_resolution_um(tif.pages[0])
+            n_levels = len(series.levels)
+        levels = [
+            zarr.open_array(tifffile.imread(p, aszarr=True, level=i), mode="r")
+            for i in range(n_levels)
+        ]
+        return levels[0], levels, raw, self._meta(p, levels[0].shape, raw, pixel_size, ())
+
+    @staticmethod
+    def _meta(p, shape, raw, pixel_size, names) -> ImageMeta:
+        if len(raw) != len(shape) or "Y" not in raw or "X" not in raw:
+            raise CellscapeError(p, f"axes '{raw}' do not match the data shape {tuple(shape)}")
+        extra = [a for a, n in zip(raw, shape, strict=True) if n > 1 and a not in "CYX"]
+        if extra:
+            raise CellscapeError(
+                p, f"block-wise segmentation needs one 2-D plane, got axes {raw} {tuple(shape)}"
+            )
+        n_channels = shape[raw.index("C")] if "C" in raw else 1
+        if n_channels > 1:
+            if len(names) != n_channels:
+                names = tuple(f"c{i}" for i in range(n_channels))
+            return ImageMeta(axes="CYX", pixel_size=pixel_size, channel_names=tuple(names))
+        return ImageMeta(axes="YX", pixel_size=pixel_size)
+
+    def _take(self, array, y: slice, x: slice) -> np.ndarray:
+        index = []
+        for a in self._raw_axes:
+            index.append(y if a == "Y" else x if a == "X" else slice(None) if a == "C" else 0)
+        data = np.asarray(array[tuple(index)])
+        kept = [a for a in self._raw_axes if a in "CYX"]
+        data = np.transpose(data, [kept.index(a) for a in "CYX" if a in kept])
+        if self.meta.axes == "YX" and data.ndim == 3:
+            data = data[0]
+        return data
+
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Pixels of rows ``y0:y1`` and columns ``x0:x1`` (full resolution), axes ``meta.axes``."""
+        try:
+            return validate_image(self._take(self._arrays[0], slice(y0, y1), slice(x0, x1)))
+        except CellscapeError as exc:
+            raise CellscapeError(self.path, exc.problem) from None
+        except Exception as exc:
+            raise CellscapeError(self.path, f"cannot read pixels ({_short(exc)})") from None
+
+    def overview(self, max_size: int = 2048) -> tuple[np.ndarray, int]:
+        """A low-resolution copy no larger than ``max_size`` per side, and its step (pixels).
+
+        Uses a stored pyramid level when there is one small enough; otherwise reads every
+        ``step``-th pixel chunk by chunk (memory stays that of the result plus a few chunks).
+        """
+        step = max(1, -(-max(self.shape) // max_size))
+        for array in self._arrays[1:]:
+            y = array.shape[self._raw_axes.index("Y")]
+            if y <= max(self.shape[0] // step, 1) * 2 and self.shape[0] % y == 0:
+                data = self._take(array, slice(None), slice(None))
+                return data, self.shape[0] // y
+        data = self._take(self._arrays[0], slice(None, None, step), slice(None, None, step))
+        return data, step
+
+
+def peek_image_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """Shape of the largest stored array of a TIFF or OME-Zarr without reading its pixels.
+
+    Returns ``None`` for formats without cheap metadata (PNG, JPEG) and for unreadable files
+    (the normal reader then reports the problem).
+    """
+    p = Path(path)
+    try:
+        if is_ome_zarr(p):
+            import zarr
+
+            group = zarr.open_group(str(p), mode="r")
+            attrs = dict(group.attrs)
+            ome = attrs.get("ome", attrs)
+            return tuple(group[ome["multiscales"][0]["datasets"][0]["path"]].shape)
+        if p.suffix.lower() in TIFF_SUFFIXES and p.is_file():
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                return tuple(tif.series[0].shape)
+    except Exception:
+        return None
+    return None
+
+
+def _zarr_format(root: Path) -> int:
+    return 3 if (root / "zarr.json").exists() else 2
+
+
+def _ngff_attrs(fmt: int, attrs: dict) -> dict:
+    """NGFF 0.4 puts metadata at the top of the attributes, 0.5 nests it under ``"ome"``."""
+    if fmt == 3:
+        inner = {k: v for k, v in attrs.items()}
+        for ms in inner.get("multiscales", []):
+            ms.pop("version", None)
+        if "image-label" in inner:
+            inner["image-label"].pop("version", None)
+        return {"ome": {"version": "0.5", **inner}}
+    return attrs
+
+
+def _multiscales(name: str, axes: str, pixel_size: float | None, fmt: int) -> list[dict]:
+    units = {"y": "micrometer", "x": "micrometer"} if pixel_size else {}
+    scale = [(pixel_size or 1.0) if a in "yx" else 1.0 for a in axes]
+    axes_meta = []
+    for a in axes:
+        entry = {"name": a, "type": "channel" if a == "c" else "space"}
+        if a in units:
+            entry["unit"] = units[a]
+        axes_meta.append(entry)
+    ms = {
+        "name": name,
+        "axes": axes_meta,
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        ],
+    }
+    if fmt == 2:
+        ms["version"] = "0.4"
+    return [ms]
+
+
+def _create_zarr_array(path: Path, shape, chunks, dtype, fmt: int):
+    import zarr
+
+    kwargs: dict = {"zarr_format": fmt, "fill_value": 0}
+    if fmt == 2:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    return zarr.create_array(
+        str(path), shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, **kwargs
+    )
+
+
+@contextlib.contextmanager
+def ome_zarr_image_writer(
+    path: str | os.PathLike,
+    shape: Sequence[int],
+    dtype,
+    meta: ImageMeta | None = None,
+    *,
+    chunks: int = 1024,
+) -> Iterator:
+    """Create an empty OME-Zarr image (NGFF 0.4, one level) to fill block by block, atomically.
+
+    Yields the full-resolution zarr array (axes ``meta.axes``, default ``"YX"``). The image is
+    built in a temporary folder next to ``path`` and renamed onto it when the block succeeds,
+    so a killed run never leaves a half-filled image under the target name. The array can be
+    passed to Dask workers, which write their own chunks.
+    """
+    import shutil
+
+    import zarr
+
+    path = Path(path)
+    meta = meta or ImageMeta(axes="YX")
+    axes = meta.axes.lower()
+    if len(axes) != len(shape):
+        raise ValueError(f"meta.axes {meta.axes!r} does not match shape {tuple(shape)}")
+    check_writable_folder(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        attrs: dict = {"multiscales": _multiscales(path.name, axes, meta.pixel_size, 2)}
+        if meta.channel_names:
+            attrs["omero"] = {"channels": [{"label": c} for c in meta.channel_names]}
+        root.attrs.update(attrs)
+        chunk_shape = [min(s, chunks) if a in "yx" else 1 for s, a in zip(shape, axes, strict=True)]
+        array = _create_zarr_array(tmp / "0", shape, chunk_shape, dtype, 2)
+        yield array
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def ome_zarr_labels_writer(
+    root: str | os.PathLike,
+    name: str,
+    shape: tuple[int, int],
+    *,
+    pixel_size: float | None = None,
+    chunks: int = 1024,
+    dtype=np.uint32,
+) -> Iterator:
+    """Create an empty ``(Y, X)`` label image under ``<root>/labels/<name>`` to fill block-wise.
+
+    Writes the NGFF labels layout (``labels/.zattrs`` listing the names, ``image-label``
+    metadata) in the Zarr format of ``root`` (NGFF 0.4 for Zarr v2, 0.5 for Zarr v3), so napari
+    and other NGFF viewers show it over the image. The array is filled under a hidden temporary
+    name and renamed to ``name`` and listed only when the block succeeds: a killed run leaves
+    no half-written label image behind, and an earlier one of the same name stays until then.
+    """
+    import shutil
+
+    import zarr
+
+    root = Path(root)
+    if not is_ome_zarr(root):
+        raise CellscapeError(root, "not an OME-Zarr folder")
+    fmt = _zarr_format(root)
+    labels_dir = root / "labels"
+    try:
+        labels_group = zarr.open_group(str(labels_dir), mode="a", zarr_format=fmt)
+    except Exception as exc:
+        raise CellscapeError(root, f"cannot write labels ({_short(exc)})") from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=labels_dir))
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=fmt)
+        attrs = {
+            "multiscales": _multiscales(name, "yx", pixel_size, fmt),
+            "image-label": {"version": "0.4", "source": {"image": "../../"}},
+        }
+        group.attrs.update(_ngff_attrs(fmt, attrs))
+        array = _create_zarr_array(tmp / "0", shape, (chunks, chunks), dtype, fmt)
+        yield array
+        target = labels_dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        current = dict(labels_group.attrs)
+        names = list(current.get("ome", current).get("labels", []))
+        if name not in names:
+            names.append(name)
+        labels_group.attrs.update(_ngff_attrs(fmt, {"labels": names}))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def file_digest(path: str | os.PathLike) -> tuple[int, str]:
+    """Size in bytes and SHA-256 hex digest of a file (read in 1 MiB pieces)."""
+    import hashlib
+
+    p = Path(path)
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            h.update(piece)
+    return p.stat().st_size, h.hexdigest()

@@ -18,7 +18,8 @@ Metrics
 * Per matched pair Jaccard and Dice (:func:`matched_jaccard_dice`).
 * SM similarity of Al-Kofahi et al. 2018 (:func:`sm_similarity`).
 * Aggregated Jaccard Index of Kumar et al. 2017 (:func:`aggregated_jaccard_index`).
-* Cell Tracking Challenge SEG (:func:`ctc_seg`).
+* Cell Tracking Challenge SEG (:func:`ctc_seg`), and DET / TRA of tracking results
+  (:func:`ctc_det`, :func:`ctc_tra`, :func:`ctc_tracking_scores`; AOGM of Matula et al. 2015).
 * Per-image flat score dictionaries and dataset aggregation (:func:`image_scores`,
   :func:`summarize`, :func:`evaluate`).
 
@@ -42,6 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "CTC_AOGM_WEIGHTS",
     "DEFAULT_THRESHOLDS",
     "DSB2018_THRESHOLDS",
     "AJIResult",
@@ -52,7 +54,10 @@ __all__ = [
     "aggregated_jaccard_index",
     "aji_components",
     "average_precision",
+    "ctc_det",
     "ctc_seg",
+    "ctc_tra",
+    "ctc_tracking_scores",
     "dsb2018_score",
     "evaluate",
     "image_scores",
@@ -63,6 +68,7 @@ __all__ = [
     "precision_recall_f1",
     "sm_similarity",
     "summarize",
+    "TrackingScores",
 ]
 
 #: IoU thresholds used by default for AP / precision / recall / F1.
@@ -974,3 +980,253 @@ def evaluate(
     """
     images = [image_scores(g, p, thresholds, sm_k) for g, p in pairs]
     return Evaluation(images=images, summary=summarize(images))
+
+
+# --------------------------------------------------------------------------------------------
+# Cell Tracking Challenge DET and TRA (AOGM)
+# --------------------------------------------------------------------------------------------
+
+#: AOGM weights of the Cell Tracking Challenge TRA measure (Matula et al. 2015, PLoS ONE
+#: 10:e0144959): vertex split NS, false negative FN, false positive FP, edge to delete ED,
+#: edge to add EA, edge with the wrong semantics EC. DET uses the first three only.
+CTC_AOGM_WEIGHTS: dict[str, float] = {
+    "ns": 5.0,
+    "fn": 10.0,
+    "fp": 1.0,
+    "ed": 1.0,
+    "ea": 1.5,
+    "ec": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class TrackingScores:
+    """Cell Tracking Challenge DET and TRA of one sequence, with the AOGM error counts.
+
+    Attributes
+    ----------
+    ns, fn, fp, ed, ea, ec : int
+        Vertex splits needed, false negative and false positive vertices, redundant edges,
+        missing edges and edges with the wrong semantics (track link vs parent link).
+    n_gt_vertices, n_gt_edges : int
+        Size of the reference graph (markers, and track plus parent links).
+    aogm, aogm0 : float
+        Weighted cost to correct the result, and to build the reference from scratch.
+    aogm_d, aogm_d0 : float
+        The same for detection only (NS, FN, FP).
+    tra, det : float
+        ``1 - min(AOGM, AOGM0) / AOGM0`` and ``1 - min(AOGM-D, AOGM-D0) / AOGM-D0``; ``nan``
+        for an empty reference.
+    """
+
+    ns: int
+    fn: int
+    fp: int
+    ed: int
+    ea: int
+    ec: int
+    n_gt_vertices: int
+    n_gt_edges: int
+    aogm: float
+    aogm0: float
+    aogm_d: float
+    aogm_d0: float
+    tra: float
+    det: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Flat dictionary of all fields."""
+        return dict(self.__dict__)
+
+
+def _frame_stack(x: ArrayLike | Sequence[ArrayLike], name: str) -> list[NDArray]:
+    frames = [_check_labels(f, name) for f in x]
+    if not frames:
+        raise ValueError(f"{name} holds no frames")
+    return frames
+
+
+def _ctc_matches(gt_frames: Sequence[NDArray], res_frames: Sequence[NDArray]):
+    """Per frame: GT vertex -> RES vertex (covering > half the GT object), RES -> GT set."""
+    gt_match: dict[tuple[int, int], int] = {}
+    res_match: dict[tuple[int, int], list[int]] = {}
+    gt_vertices: list[tuple[int, int]] = []
+    for t, (g, r) in enumerate(zip(gt_frames, res_frames, strict=True)):
+        if g.shape != r.shape:
+            raise ValueError(f"frame {t}: reference {g.shape} and result {r.shape} differ in shape")
+        table = overlap_table(g, r)
+        gt_vertices += [(t, int(i)) for i in table.gt_ids]
+        for j in table.pred_ids:
+            res_match[(t, int(j))] = []
+        ok = 2 * table.intersection > table.gt_areas[table.gt_index]
+        for gi, pj in zip(table.gt_index[ok], table.pred_index[ok], strict=True):
+            gid, rid = int(table.gt_ids[gi]), int(table.pred_ids[pj])
+            gt_match[(t, gid)] = rid
+            res_match[(t, rid)].append(gid)
+    return gt_vertices, gt_match, res_match
+
+
+def _track_edges(tracks: ArrayLike) -> dict[tuple[int, int, int, int], bool]:
+    """Edges ``(t1, label1, t2, label2) -> is_parent_link`` of a CTC track table."""
+    arr = np.asarray(tracks, dtype=np.int64).reshape(-1, 4)
+    end = {int(r[0]): int(r[2]) for r in arr}
+    edges: dict[tuple[int, int, int, int], bool] = {}
+    for label, begin, stop, parent in arr.tolist():
+        for t in range(begin, stop):
+            edges[(t, label, t + 1, label)] = False
+        if parent and parent in end:
+            edges[(end[parent], parent, begin, label)] = True
+    return edges
+
+
+def ctc_tracking_scores(
+    gt_frames: ArrayLike | Sequence[ArrayLike],
+    gt_tracks: ArrayLike,
+    res_frames: ArrayLike | Sequence[ArrayLike],
+    res_tracks: ArrayLike,
+    weights: Mapping[str, float] | None = None,
+) -> TrackingScores:
+    """Cell Tracking Challenge DET and TRA (AOGM) of a tracking result.
+
+    Follows Matula et al. 2015 and the challenge's evaluation software: a reference marker
+    (vertex) is matched by the result object that covers more than half of it. Result objects
+    matching no marker are false positives (FP); markers matched by none are false negatives
+    (FN); a result object matching ``k > 1`` markers costs ``k - 1`` splits (NS). Edges are the
+    links between consecutive frames of one track and the parent links (parent's last frame ->
+    child's first frame) of the track tables. Only edges between result objects that match
+    exactly one marker are compared: a result edge with no reference edge between the matched
+    markers is to be deleted (ED), one whose reference counterpart has the other kind (track
+    vs parent link) changes semantics (EC); a reference edge without a result edge between
+    one-to-one matched objects is to be added (EA).
+
+    Parameters
+    ----------
+    gt_frames : array_like of int, shape (T, Y, X) (or a sequence of T label images)
+        Reference markers (``01_GT/TRA/man_track<T>.tif``); the label is the track id.
+    gt_tracks : array_like of int, shape (N, 4)
+        Reference track table (``man_track.txt``): ``(label, begin, end, parent)``.
+    res_frames : array_like of int, shape (T, Y, X) (or a sequence)
+        Result masks (``mask<T>.tif``), label = result track id.
+    res_tracks : array_like of int, shape (M, 4)
+        Result track table (``res_track.txt``).
+    weights : mapping, optional
+        AOGM weights ``ns, fn, fp, ed, ea, ec``; default :data:`CTC_AOGM_WEIGHTS`.
+
+    Returns
+    -------
+    TrackingScores
+        Error counts, AOGM, AOGM0, TRA and DET.
+
+    Notes
+    -----
+    ``AOGM0 = w_fn * n_gt_vertices + w_ea * n_gt_edges`` (building the reference from
+    scratch) and ``AOGM-D0 = w_fn * n_gt_vertices``; the vertex count is taken from the
+    reference frames and the edge count from the reference track table.
+    """
+    w = dict(CTC_AOGM_WEIGHTS)
+    if weights is not None:
+        w.update(weights)
+    gt_list = _frame_stack(gt_frames, "gt_frames")
+    res_list = _frame_stack(res_frames, "res_frames")
+    if len(gt_list) != len(res_list):
+        raise ValueError(f"{len(gt_list)} reference frames but {len(res_list)} result frames")
+    gt_vertices, gt_match, res_match = _ctc_matches(gt_list, res_list)
+    fn = sum(1 for v in gt_vertices if v not in gt_match)
+    fp = sum(1 for m in res_match.values() if not m)
+    ns = sum(len(m) - 1 for m in res_match.values() if len(m) > 1)
+
+    gt_edges = _track_edges(gt_tracks)
+    res_edges = _track_edges(res_tracks)
+
+    def unique_gt(t: int, rid: int) -> int | None:
+        m = res_match.get((t, rid), [])
+        return m[0] if len(m) == 1 else None
+
+    ed = ec = 0
+    for (t1, r1, t2, r2), is_parent in res_edges.items():
+        g1, g2 = unique_gt(t1, r1), unique_gt(t2, r2)
+        if g1 is None or g2 is None:
+            continue  # edges at FP or split vertices go with those vertex operations
+        ref = gt_edges.get((t1, g1, t2, g2))
+        if ref is None:
+            ed += 1
+        elif ref != is_parent:
+            ec += 1
+    ea = 0
+    for t1, g1, t2, g2 in gt_edges:
+        r1, r2 = gt_match.get((t1, g1)), gt_match.get((t2, g2))
+        ok = (
+            r1 is not None
+            and r2 is not None
+            and unique_gt(t1, r1) is not None
+            and unique_gt(t2, r2) is not None
+            and (t1, r1, t2, r2) in res_edges
+        )
+        ea += not ok
+
+    n_v, n_e = len(gt_vertices), len(gt_edges)
+    aogm_d = w["ns"] * ns + w["fn"] * fn + w["fp"] * fp
+    aogm = aogm_d + w["ed"] * ed + w["ea"] * ea + w["ec"] * ec
+    aogm_d0 = w["fn"] * n_v
+    aogm0 = aogm_d0 + w["ea"] * n_e
+    return TrackingScores(
+        ns=ns,
+        fn=fn,
+        fp=fp,
+        ed=ed,
+        ea=ea,
+        ec=ec,
+        n_gt_vertices=n_v,
+        n_gt_edges=n_e,
+        aogm=float(aogm),
+        aogm0=float(aogm0),
+        aogm_d=float(aogm_d),
+        aogm_d0=float(aogm_d0),
+        tra=1.0 - min(aogm, aogm0) / aogm0 if aogm0 else math.nan,
+        det=1.0 - min(aogm_d, aogm_d0) / aogm_d0 if aogm_d0 else math.nan,
+    )
+
+
+def ctc_det(
+    gt_frames: ArrayLike | Sequence[ArrayLike], res_frames: ArrayLike | Sequence[ArrayLike]
+) -> float:
+    """Cell Tracking Challenge DET: ``1 - min(AOGM-D, AOGM-D0) / AOGM-D0``.
+
+    ``AOGM-D = 5 NS + 10 FN + 1 FP`` with vertices matched as in :func:`ctc_tracking_scores`
+    (no track tables needed); ``AOGM-D0 = 10 * number of reference markers``.
+
+    Parameters
+    ----------
+    gt_frames, res_frames : array_like of int, shape (T, Y, X) (or sequences of label images)
+        Reference markers and result masks.
+
+    Returns
+    -------
+    float
+        DET in ``[0, 1]``; ``nan`` for an empty reference.
+    """
+    gt_list = _frame_stack(gt_frames, "gt_frames")
+    res_list = _frame_stack(res_frames, "res_frames")
+    if len(gt_list) != len(res_list):
+        raise ValueError(f"{len(gt_list)} reference frames but {len(res_list)} result frames")
+    empty = np.zeros((0, 4), dtype=np.int64)
+    return ctc_tracking_scores(gt_list, empty, res_list, empty).det
+
+
+def ctc_tra(
+    gt_frames: ArrayLike | Sequence[ArrayLike],
+    gt_tracks: ArrayLike,
+    res_frames: ArrayLike | Sequence[ArrayLike],
+    res_tracks: ArrayLike,
+) -> float:
+    """Cell Tracking Challenge TRA: ``1 - min(AOGM, AOGM0) / AOGM0``.
+
+    See :func:`ctc_tracking_scores` for the matching, the error counts and the weights
+    (NS 5, FN 10, FP 1, ED 1, EA 1.5, EC 1).
+
+    Returns
+    -------
+    float
+        TRA in ``[0, 1]``; ``nan`` for an empty reference.
+    """
+    return ctc_tracking_scores(gt_frames, gt_tracks, res_frames, res_tracks).tra
