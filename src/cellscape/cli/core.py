@@ -70,6 +70,7 @@ def segment(
 ) -> None:
     """Segment images: writes OUT/<stem>_masks.tif (0 = background, one id per cell)."""
     from .. import io
+    from ..batch import is_large, segment_large_file
     from ..models import DEFAULT_MODEL, load_model
     from ..pipeline import OutputOptions, segment_file
 
@@ -92,7 +93,10 @@ def segment(
         task = progress.add_task("segmenting", total=len(paths))
         for path in paths:
             progress.update(task, description=f"segmenting {path.name}")
-            result = segment_file(path, segmenter, out, options)
+            if is_large(path):  # bigger than memory: block-wise on Dask, OME-Zarr labels
+                result = segment_large_file(path, segmenter, out)
+            else:
+                result = segment_file(path, segmenter, out, options)
             results.append(result)
             line = result.summary()
             progress.console.print(line if result.ok else f"[red]{line}[/red]", soft_wrap=True)
