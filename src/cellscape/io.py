@@ -110,6 +110,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; it replaces ``path`` if the block succeeds.
+
+    The folder counterpart of :func:`atomic_path`, for OME-Zarr and other directory formats: on
+    any error the temporary folder is removed and an existing ``path`` is left untouched.
+    """
+    import shutil
+
+    path = Path(path)
+    check_writable_folder(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def check_writable_folder(folder: str | os.PathLike) -> Path:
     """Create ``folder`` if needed and check that files can be written in it.
 
@@ -536,7 +558,6 @@ def write_ome_zarr(
     The image is stored at full resolution only (one multiscale level); label images go under
     ``labels/<name>`` in the NGFF labels layout, which napari and other viewers open.
     """
-    import shutil
 
     import zarr
     from ome_zarr.format import FormatV04
@@ -551,9 +572,7 @@ def write_ome_zarr(
         scale.update(y=meta.pixel_size, x=meta.pixel_size)
     if meta.z_step and "z" in axes:
         scale["z"] = meta.z_step
-    check_writable_folder(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         chunk_shape = tuple(
             min(s, chunks) if a in "yx" else 1 for s, a in zip(data.shape, axes, strict=True)
@@ -590,12 +609,6 @@ def write_ome_zarr(
                 scale={a: scale[a] for a in lab_axes},
                 storage_options={"chunks": tuple(min(s, chunks) for s in lab.shape)},
             )
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
@@ -830,8 +843,9 @@ def read_json(path: str | os.PathLike) -> dict:
         raise CellscapeError(p, f"cannot read JSON ({_short(exc)})") from None
 
 
-def write_safetensors(path: str | os.PathLike, arrays: dict[str, np.ndarray],
-                      metadata: dict[str, str] | None = None) -> Path:
+def write_safetensors(
+    path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+) -> Path:
     """Write named numpy arrays as a safetensors file (no pickling, safe to share), atomically."""
     from safetensors.numpy import save_file
 
@@ -1092,7 +1106,6 @@ def ome_zarr_image_writer(
     so a killed run never leaves a half-filled image under the target name. The array can be
     passed to Dask workers, which write their own chunks.
     """
-    import shutil
 
     import zarr
 
@@ -1101,9 +1114,7 @@ def ome_zarr_image_writer(
     axes = meta.axes.lower()
     if len(axes) != len(shape):
         raise ValueError(f"meta.axes {meta.axes!r} does not match shape {tuple(shape)}")
-    check_writable_folder(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         attrs: dict = {"multiscales": _multiscales(path.name, axes, meta.pixel_size, 2)}
         if meta.channel_names:
@@ -1112,12 +1123,6 @@ def ome_zarr_image_writer(
         chunk_shape = [min(s, chunks) if a in "yx" else 1 for s, a in zip(shape, axes, strict=True)]
         array = _create_zarr_array(tmp / "0", shape, chunk_shape, dtype, 2)
         yield array
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -1138,8 +1143,6 @@ def ome_zarr_labels_writer(
     name and renamed to ``name`` and listed only when the block succeeds: a killed run leaves
     no half-written label image behind, and an earlier one of the same name stays until then.
     """
-    import shutil
-
     import zarr
 
     root = Path(root)
@@ -1151,8 +1154,7 @@ def ome_zarr_labels_writer(
         labels_group = zarr.open_group(str(labels_dir), mode="a", zarr_format=fmt)
     except Exception as exc:
         raise CellscapeError(root, f"cannot write labels ({_short(exc)})") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=labels_dir))
-    try:
+    with atomic_folder(labels_dir / name) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=fmt)
         attrs = {
             "multiscales": _multiscales(name, "yx", pixel_size, fmt),
@@ -1161,18 +1163,12 @@ def ome_zarr_labels_writer(
         group.attrs.update(_ngff_attrs(fmt, attrs))
         array = _create_zarr_array(tmp / "0", shape, (chunks, chunks), dtype, fmt)
         yield array
-        target = labels_dir / name
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-        current = dict(labels_group.attrs)
-        names = list(current.get("ome", current).get("labels", []))
-        if name not in names:
-            names.append(name)
-        labels_group.attrs.update(_ngff_attrs(fmt, {"labels": names}))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # listed only once complete, so viewers never open a half-written label image
+    current = dict(labels_group.attrs)
+    names = list(current.get("ome", current).get("labels", []))
+    if name not in names:
+        names.append(name)
+    labels_group.attrs.update(_ngff_attrs(fmt, {"labels": names}))
 
 
 def file_digest(path: str | os.PathLike) -> tuple[int, str]:
