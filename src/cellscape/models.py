@@ -21,6 +21,8 @@ from .io import read_json
 #: method name -> "module:Class"
 METHODS: dict[str, str] = {
     "classical": "cellscape.methods.classical:Classical",
+    "focal": "cellscape.methods.focal:FocalSignature",
+    "unet": "cellscape.methods.unet:UNetSegmenter",
 }
 
 

@@ -89,3 +89,51 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
         labels = labels.copy()
         labels[small[labels]] = 0
     return labels
+
+
+def maps_to_instances(
+    foreground: np.ndarray,
+    seeds: np.ndarray,
+    relief: np.ndarray,
+    *,
+    foreground_threshold: float = 0.5,
+    seed_threshold: float = 0.5,
+    min_seed_size: int = 4,
+    min_size: int = 8,
+) -> np.ndarray:
+    """Instances from predicted maps: seeds where the network is sure, grown over the foreground.
+
+    Parameters
+    ----------
+    foreground : ndarray of float, shape (Y, X)
+        Probability that a pixel belongs to any cell.
+    seeds : ndarray of float, shape (Y, X)
+        A map that is high only in the cores of cells (e.g. a predicted normalised distance to
+        the cell border, or interior probability without the boundary).
+    relief : ndarray of float, shape (Y, X)
+        The watershed floods ``-relief`` (high = centre of a cell), e.g. the same distance map.
+    foreground_threshold, seed_threshold : float
+        Cut-offs on ``foreground`` and ``seeds``.
+    min_seed_size, min_size : int
+        Seeds and final objects smaller than this (pixels) are dropped.
+
+    Returns
+    -------
+    ndarray of int32, shape (Y, X)
+        0 = background, 1..N cells.
+    """
+    from skimage.segmentation import relabel_sequential, watershed
+
+    mask = np.asarray(foreground) > foreground_threshold
+    cores = (np.asarray(seeds) > seed_threshold) & mask
+    markers, _ = ndi.label(cores)
+    if min_seed_size > 1:
+        markers = remove_small(markers, min_seed_size)
+    labels = watershed(-np.asarray(relief, dtype=np.float32), markers, mask=mask)
+    # foreground pieces the seeds missed (small or faint cells) become cells of their own
+    orphans, n_orphans = ndi.label(mask & (labels == 0))
+    if n_orphans:
+        labels = np.where(orphans > 0, orphans + labels.max(), labels)
+    labels = remove_small(labels, min_size)
+    labels, _, _ = relabel_sequential(labels)
+    return labels.astype(np.int32, copy=False)

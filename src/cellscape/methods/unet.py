@@ -1,0 +1,413 @@
+"""Instance segmentation with a U-Net predicting background / interior / boundary and a distance.
+
+The network sees one normalised channel (colour images are reduced to their luminance and images
+with a bright background are inverted, so nuclei are always bright) and predicts four maps: the
+softmax of background, cell interior and cell boundary, and the distance to the cell border
+normalised to 1 at each cell's centre. Cells are grown by a watershed on the distance map from
+seeds where the distance is high, inside the pixels that are not background. This is the
+architecture of the bundled ``nuclei`` model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import CellscapeError
+from ..io import ImageMeta, read_safetensors, write_safetensors
+from ..post.watershed import maps_to_instances
+from ..preprocess import bright_background, normalize_percentile, to_single_channel
+from .base import CONFIG_NAME, Segmenter
+
+WEIGHTS_NAME = "weights.safetensors"
+
+
+def network_input(
+    image: np.ndarray, meta: ImageMeta | None = None, channel: int | str | None = None
+) -> np.ndarray:
+    """The network's input: one channel, percentile-normalised, bright objects.
+
+    Returns
+    -------
+    ndarray of float32, shape (1, Y, X)
+    """
+    plane = normalize_percentile(to_single_channel(image, meta, channel), 1.0, 99.8)
+    if bright_background(plane):
+        plane = 1.0 - plane
+    return plane[None].astype(np.float32)
+
+
+def instance_targets(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training targets of a label image.
+
+    Returns
+    -------
+    classes : ndarray of int64, shape (Y, X)
+        0 background, 1 interior, 2 boundary (the inner one-pixel rim of each cell, which also
+        separates touching cells).
+    distance : ndarray of float32, shape (Y, X)
+        Euclidean distance to the cell's border divided by its maximum in that cell (1 at the
+        centre, 0 on the background).
+    """
+    from skimage.segmentation import find_boundaries
+
+    labels = np.asarray(labels)
+    classes = (labels > 0).astype(np.int64)
+    classes[find_boundaries(labels, mode="inner")] = 2
+    # the distance to another cell counts as border too: pad labels' boundaries into the mask
+    inside = (labels > 0) & ~find_boundaries(labels, mode="inner")
+    distance = ndi.distance_transform_edt(inside).astype(np.float32)
+    if labels.max() > 0:
+        peak = ndi.maximum(distance, labels, index=np.arange(labels.max() + 1))
+        peak = np.asarray(peak, dtype=np.float32)
+        peak[peak == 0] = 1.0
+        distance = distance / peak[labels]
+    return classes, distance
+
+
+class UNetSegmenter(Segmenter):
+    """U-Net + seeded watershed instance segmenter (see the module docstring).
+
+    Parameters
+    ----------
+    filters : tuple of int
+        U-Net feature maps per level (width and depth).
+    channel : int or str or None
+        Channel to segment in multi-channel images (colour images use their luminance).
+    epochs, steps_per_epoch, batch_size, patch : int
+        Training length and batches of ``batch_size`` random ``patch`` x ``patch`` crops.
+    learning_rate : float
+        AdamW learning rate (cosine decay).
+    scale_range : tuple of float
+        Random zoom of training crops, to cover cells of different sizes.
+    foreground_threshold, seed_threshold : float
+        Post-processing cut-offs on ``1 - P(background)`` and on the predicted distance.
+    min_size : int
+        Smallest cell kept, in pixels.
+    diameter : float or None
+        Typical cell diameter of the images to segment, in pixels. When given, images are
+        rescaled so that their cells match the size the network learned (``diameter_``).
+    tile : int
+        Tile size for inference; memory is bounded by it.
+    tta : bool
+        Average the predictions over the 4 flips (4x slower, a little more accurate).
+    seed : int
+        Random seed of training.
+    """
+
+    method = "unet"
+    class_names = ("background", "interior", "boundary")
+
+    def __init__(
+        self,
+        filters: tuple[int, ...] = (16, 32, 64, 128),
+        channel: int | str | None = None,
+        epochs: int = 30,
+        steps_per_epoch: int = 100,
+        batch_size: int = 8,
+        patch: int = 128,
+        learning_rate: float = 2e-3,
+        scale_range: tuple[float, float] = (0.6, 1.6),
+        foreground_threshold: float = 0.5,
+        seed_threshold: float = 0.5,
+        min_size: int = 8,
+        diameter: float | None = None,
+        tile: int = 512,
+        tta: bool = False,
+        seed: int = 0,
+    ):
+        self.filters = tuple(filters)
+        self.channel = channel
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.batch_size = batch_size
+        self.patch = patch
+        self.learning_rate = learning_rate
+        self.scale_range = tuple(scale_range)
+        self.foreground_threshold = foreground_threshold
+        self.seed_threshold = seed_threshold
+        self.min_size = min_size
+        self.diameter = diameter
+        self.tile = tile
+        self.tta = tta
+        self.seed = seed
+
+    # ------------------------------------------------------------------------------------------
+    def _build(self):
+        from ..nn.unet import UNet
+
+        return UNet(in_channels=1, out_channels=4, filters=self.filters)
+
+    def fit(
+        self,
+        images,
+        targets,
+        metas=None,
+        *,
+        val_images=None,
+        val_targets=None,
+        val_metas=None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+        threads: int | None = None,
+    ) -> UNetSegmenter:
+        """Train the network from scratch on images and their instance labels.
+
+        Parameters
+        ----------
+        images : sequence of ndarray
+            Images as read by :func:`cellscape.io.read_image` (axes as in ``metas``).
+        targets : sequence of ndarray of int, shape (Y, X)
+            Instance labels of each image.
+        metas : sequence of ImageMeta, optional
+        val_images, val_targets, val_metas : optional
+            Held-out images whose loss picks the best epoch.
+        checkpoint_dir : path, optional
+            Checkpoint every epoch there; an interrupted fit resumes from it.
+        """
+        import torch
+
+        from ..nn.train import TrainConfig, train_network
+
+        metas = metas or [None] * len(images)
+        train = [
+            _prepare_pair(i, t, m, self.channel)
+            for i, t, m in zip(images, targets, metas, strict=True)
+        ]
+        sampler = PatchSampler(train, self.patch, self.batch_size, self.scale_range)
+        val_batches = []
+        if val_images:
+            val_metas = val_metas or [None] * len(val_images)
+            val = [
+                _prepare_pair(i, t, m, self.channel)
+                for i, t, m in zip(val_images, val_targets, val_metas, strict=True)
+            ]
+            val_sampler = PatchSampler(val, self.patch, self.batch_size, (1.0, 1.0), augment=False)
+            vrng = np.random.default_rng(12345)
+            val_batches = [val_sampler(vrng) for _ in range(max(4, len(val) // self.batch_size))]
+        self.net_ = self._build()
+        config = TrainConfig(
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            learning_rate=self.learning_rate,
+            seed=self.seed,
+            threads=threads,
+        )
+        history = train_network(
+            self.net_,
+            sampler,
+            unet_loss,
+            config,
+            val_batches=val_batches,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+        )
+        diameters = [d for _, labels in train for d in _equivalent_diameters(labels)]
+        self.diameter_ = float(np.median(diameters)) if diameters else None
+        self.info_ = {
+            "history": history.to_dict(),
+            "n_train_images": len(train),
+            "n_val_images": len(val_images or []),
+        }
+        torch.set_grad_enabled(True)
+        return self
+
+    # ------------------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "net_"):
+            raise CellscapeError(None, "this U-Net model has not been trained or loaded")
+
+    def predict_maps(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
+        """Network output at the image's own size.
+
+        Returns
+        -------
+        ndarray of float32, shape (4, Y, X)
+            P(background), P(interior), P(boundary), normalised distance.
+        """
+        import torch
+
+        from ..nn.infer import predict_tiled
+
+        self._check_fitted()
+        x = network_input(image, meta, self.channel)
+        scale = 1.0
+        if self.diameter and getattr(self, "diameter_", None):
+            scale = float(self.diameter_) / float(self.diameter)
+        if abs(scale - 1.0) > 0.05:
+            x = ndi.zoom(x, (1, scale, scale), order=1)
+
+        def transform(logits: torch.Tensor) -> torch.Tensor:
+            return torch.cat([torch.softmax(logits[:, :3], 1), torch.sigmoid(logits[:, 3:])], 1)
+
+        net = self.net_.eval()
+        maps = predict_tiled(net, x, tile=self.tile, divisor=net.divisor, transform=transform)
+        if self.tta:
+            for axes in ((2,), (1,), (1, 2)):
+                flipped = np.flip(x, axis=axes).copy()
+                m = predict_tiled(
+                    net, flipped, tile=self.tile, divisor=net.divisor, transform=transform
+                )
+                maps += np.flip(m, axis=axes)
+            maps /= 4
+        if abs(scale - 1.0) > 0.05:
+            shape = np.asarray(image).shape[-2:]
+            maps = np.stack([_resize(m, shape) for m in maps])
+        return maps
+
+    def predict_proba(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
+        """Per-pixel probabilities of background, interior and boundary, shape (3, Y, X)."""
+        return self.predict_maps(image, meta)[:3]
+
+    def segment(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
+        """Instance labels, shape (Y, X), int32, 0 = background."""
+        maps = self.predict_maps(image, meta)
+        return maps_to_instances(
+            1.0 - maps[0],
+            maps[3],
+            maps[3],
+            foreground_threshold=self.foreground_threshold,
+            seed_threshold=self.seed_threshold,
+            min_size=self.min_size,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"diameter_": getattr(self, "diameter_", None)}
+
+    def _set_state(self, state: dict) -> None:
+        self.diameter_ = state.get("diameter_")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``weights.safetensors`` into the folder ``path``."""
+        from ..nn.train import state_to_numpy
+
+        self._check_fitted()
+        folder = Path(path)
+        write_safetensors(folder / WEIGHTS_NAME, state_to_numpy(self.net_))
+        return super().save(folder)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> UNetSegmenter:
+        from ..nn.train import load_numpy_state
+
+        folder = Path(path)
+        folder = folder.parent if folder.name == CONFIG_NAME else folder
+        model = super().load(folder)
+        model.filters = tuple(model.filters)
+        model.scale_range = tuple(model.scale_range)
+        model.net_ = model._build()
+        try:
+            load_numpy_state(model.net_, read_safetensors(folder / WEIGHTS_NAME))
+        except (RuntimeError, KeyError) as exc:
+            raise CellscapeError(
+                folder / WEIGHTS_NAME,
+                f"weights do not fit the network ({str(exc).splitlines()[0][:120]})",
+            ) from None
+        model.net_.eval()
+        return model
+
+
+# ----------------------------------------------------------------------------------------------
+# training data
+# ----------------------------------------------------------------------------------------------
+
+
+def _prepare_pair(image, labels, meta, channel):
+    x = network_input(image, meta, channel)[0]
+    labels = np.asarray(labels)
+    if labels.shape != x.shape:
+        raise ValueError(f"labels {labels.shape} do not match image {x.shape}")
+    return x, labels.astype(np.int32)
+
+
+def _equivalent_diameters(labels: np.ndarray) -> np.ndarray:
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    return 2.0 * np.sqrt(areas / np.pi)
+
+
+def _resize(plane: np.ndarray, shape) -> np.ndarray:
+    factors = (shape[0] / plane.shape[0], shape[1] / plane.shape[1])
+    out = ndi.zoom(plane, factors, order=1)
+    return out[: shape[0], : shape[1]]
+
+
+class PatchSampler:
+    """Random training batches: crops with zoom, flips, 90-degree rotations and intensity jitter.
+
+    Calling it with a random generator returns ``(inputs (N, 1, P, P), targets (N, 2, P, P))``
+    tensors, the targets holding the class index and the normalised distance.
+    """
+
+    def __init__(self, pairs, patch: int, batch_size: int, scale_range, augment: bool = True):
+        self.pairs = pairs
+        self.patch = patch
+        self.batch_size = batch_size
+        self.scale_range = scale_range
+        self.augment = augment
+        # sample images in proportion to the square root of their area: large images give more
+        # crops, but small ones (most of the variety) are not drowned out
+        areas = np.array([p[0].size for p in pairs], dtype=float)
+        self.weights = np.sqrt(areas) / np.sqrt(areas).sum()
+
+    def __call__(self, rng: np.random.Generator):
+        import torch
+
+        xs, ys = [], []
+        for _ in range(self.batch_size):
+            x, lab = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
+            x, lab = self._crop(x, lab, rng)
+            cls, dist = instance_targets(lab)
+            xs.append(x[None])
+            ys.append(np.stack([cls.astype(np.float32), dist]))
+        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+    def _crop(self, x, lab, rng):
+        p = self.patch
+        lo, hi = self.scale_range
+        scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if self.augment else 1.0
+        size = int(round(p / scale))
+        h, w = x.shape
+        if h < size or w < size:
+            ph, pw = max(size - h, 0), max(size - w, 0)
+            x = np.pad(x, ((0, ph), (0, pw)), mode="reflect")
+            lab = np.pad(lab, ((0, ph), (0, pw)), mode="constant")
+            h, w = x.shape
+        y0 = rng.integers(0, h - size + 1)
+        x0 = rng.integers(0, w - size + 1)
+        xc = x[y0 : y0 + size, x0 : x0 + size]
+        lc = lab[y0 : y0 + size, x0 : x0 + size]
+        if size != p:
+            f = p / size
+            xc = ndi.zoom(xc, f, order=1)[:p, :p]
+            lc = ndi.zoom(lc, f, order=0)[:p, :p]
+            if xc.shape != (p, p):
+                xc = np.pad(xc, ((0, p - xc.shape[0]), (0, p - xc.shape[1])), mode="edge")
+                lc = np.pad(lc, ((0, p - lc.shape[0]), (0, p - lc.shape[1])))
+        if self.augment:
+            k = int(rng.integers(4))
+            xc, lc = np.rot90(xc, k), np.rot90(lc, k)
+            if rng.random() < 0.5:
+                xc, lc = xc[:, ::-1], lc[:, ::-1]
+            gain = float(np.exp(rng.normal(0, 0.25)))
+            xc = xc * gain + rng.normal(0, 0.05)
+            if rng.random() < 0.3:
+                xc = xc + rng.normal(0, rng.uniform(0.01, 0.08), xc.shape)
+        return np.ascontiguousarray(xc, dtype=np.float32), np.ascontiguousarray(lc)
+
+
+def unet_loss(output, targets):
+    """Cross-entropy on background / interior / boundary (boundary weighted x2) plus the mean
+    squared error of the sigmoid distance map."""
+    import torch
+    import torch.nn.functional as F
+
+    classes = targets[:, 0].long()
+    weights = torch.tensor([1.0, 1.0, 2.0], dtype=output.dtype)
+    ce = F.cross_entropy(output[:, :3], classes, weight=weights)
+    mse = F.mse_loss(torch.sigmoid(output[:, 3]), targets[:, 1])
+    return ce + 5.0 * mse

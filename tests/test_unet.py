@@ -1,0 +1,117 @@
+"""The torch building blocks and the U-Net segmenter, on tiny synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cellscape import synthetic
+from cellscape.methods.unet import PatchSampler, UNetSegmenter, instance_targets
+from cellscape.models import load_model
+from cellscape.nn.infer import predict_tiled
+from cellscape.nn.train import TrainConfig, train_network
+from cellscape.nn.unet import UNet
+from cellscape.post.watershed import maps_to_instances
+
+
+def test_unet_shapes_and_divisor():
+    net = UNet(in_channels=2, out_channels=5, filters=(4, 8, 16))
+    assert net.divisor == 4
+    assert net(torch.zeros(1, 2, 32, 48)).shape == (1, 5, 32, 48)
+
+
+def test_tiled_prediction_equals_whole_image_prediction():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 2, 5, padding=2)
+    image = np.random.default_rng(0).random((1, 150, 203)).astype(np.float32)
+    with torch.inference_mode():
+        whole = conv(torch.from_numpy(image)[None])[0].numpy()
+    tiled = predict_tiled(conv, image, tile=64, overlap=16, divisor=1)
+    assert tiled.shape == whole.shape
+    # blending identical overlapping predictions changes nothing, even at tile seams
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_instance_targets_by_hand():
+    labels = np.zeros((7, 9), np.int32)
+    labels[1:6, 1:4] = 1  # 5 x 3 cell
+    labels[1:6, 4:8] = 2  # touching 5 x 4 cell
+    classes, distance = instance_targets(labels)
+    assert classes[0].max() == 0  # background row
+    assert classes[3, 2] == 1  # centre of cell 1: interior
+    assert classes[3, 1] == 2 and classes[3, 3] == 2  # its rim, also where it touches cell 2
+    assert classes[3, 4] == 2  # cell 2's rim along the shared border
+    assert distance[classes == 0].max() == 0
+    assert distance[labels == 1].max() == pytest.approx(1.0)
+    assert distance[labels == 2].max() == pytest.approx(1.0)
+    assert distance[classes == 2].max() == 0  # the rim is the border: distance 0
+
+
+def test_maps_to_instances_splits_touching_cells_by_their_seeds():
+    yy, xx = np.mgrid[:40, :60]
+    d1 = np.clip(1 - np.hypot(yy - 20, xx - 20) / 12, 0, None)
+    d2 = np.clip(1 - np.hypot(yy - 20, xx - 41) / 12, 0, None)
+    distance = np.maximum(d1, d2)
+    foreground = (distance > 0).astype(float)
+    labels = maps_to_instances(foreground, distance, distance, seed_threshold=0.5)
+    assert labels.max() == 2
+    assert labels[20, 20] != labels[20, 41]
+
+
+def test_sampler_batches_have_the_right_shape():
+    s = synthetic.nuclei(shape=(96, 96), seed=0)
+    pairs = [(s.image.astype(np.float32) / s.image.max(), s.labels)]
+    x, y = PatchSampler(pairs, patch=48, batch_size=3, scale_range=(0.7, 1.4))(
+        np.random.default_rng(0)
+    )
+    assert x.shape == (3, 1, 48, 48) and y.shape == (3, 2, 48, 48)
+    assert set(np.unique(y[:, 0].numpy())) <= {0.0, 1.0, 2.0}
+
+
+def test_training_resumes_from_checkpoint(tmp_path):
+    def sample(rng):
+        x = torch.from_numpy(rng.random((4, 1, 8, 8)).astype(np.float32))
+        return x, 2 * x
+
+    def loss(out, y):
+        return torch.nn.functional.mse_loss(out, y)
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 1, 1)
+    config = TrainConfig(epochs=2, steps_per_epoch=5, learning_rate=0.05)
+    first = train_network(net, sample, loss, config, checkpoint_dir=tmp_path, progress=False)
+    assert len(first.train_loss) == 2
+    # an "interrupted" run continued to 4 epochs keeps the first two epochs' history
+    config.epochs = 4
+    resumed = train_network(
+        torch.nn.Conv2d(1, 1, 1), sample, loss, config, checkpoint_dir=tmp_path, progress=False
+    )
+    assert resumed.train_loss[:2] == first.train_loss
+    assert len(resumed.train_loss) == 4
+    assert resumed.train_loss[-1] < resumed.train_loss[0]
+
+
+def test_unet_segmenter_learns_synthetic_nuclei_and_round_trips(tmp_path):
+    train = [synthetic.nuclei(shape=(96, 96), n_nuclei=12, seed=s) for s in range(3)]
+    model = UNetSegmenter(
+        filters=(8, 16, 32),
+        epochs=4,
+        steps_per_epoch=10,
+        batch_size=4,
+        patch=48,
+        learning_rate=5e-3,
+    )
+    model.fit([s.image for s in train], [s.labels for s in train], progress=False)
+    history = model.info_["history"]
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    test = synthetic.nuclei(shape=(96, 96), n_nuclei=12, seed=10)
+    proba = model.predict_proba(test.image)
+    assert proba.shape == (3, 96, 96)
+    np.testing.assert_allclose(proba.sum(0), 1.0, atol=1e-5)
+    labels = model.segment(test.image)
+    assert labels.dtype == np.int32
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(again.segment(test.image), labels)
+    assert again.diameter_ == pytest.approx(model.diameter_)

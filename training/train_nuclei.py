@@ -1,0 +1,125 @@
+"""Train the bundled `nuclei` model on the DSB2018 training split, tune it, score it, save it.
+
+    python training/train_nuclei.py [--epochs 24] [--steps 100] [--out MODEL_FOLDER]
+
+Data: ../shared/data/dsb2018/train, split by `cellscape.datasets.dsb2018_split` into
+train (552) and the project's validation split (112 images, never used here except for the
+final report). The train part is split again (salt "cellscape-tune", 10%) into images the
+network learns from and images that pick the best epoch and the post-processing thresholds.
+Checkpoints go to runs/nuclei (resumable: rerun the same command after an interruption).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+from cellscape import metrics
+from cellscape.datasets import dsb2018_split, split_ids
+from cellscape.methods.unet import UNetSegmenter
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "dsb2018" / "train"
+
+
+def load(pairs):
+    images, labels, metas = [], [], []
+    for p in pairs:
+        image, meta, lab = p.load()
+        images.append(image)
+        labels.append(lab)
+        metas.append(meta)
+    return images, labels, metas
+
+
+def score(model, images, labels, metas) -> dict:
+    rows = [
+        metrics.image_scores(t, model.segment(i, m))
+        for i, t, m in zip(images, labels, metas, strict=True)
+    ]
+    return metrics.summarize(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--filters", default="16,32,64,128,256")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "nuclei")
+    parser.add_argument("--out", type=Path, default=ROOT / "src/cellscape/data/models/nuclei")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    train_pairs, val_pairs = dsb2018_split(args.data)
+    fit_ids, tune_ids = split_ids([p.id for p in train_pairs], fraction=0.1, salt="cellscape-tune")
+    tune_set = set(tune_ids)
+    fit_pairs = [p for p in train_pairs if p.id not in tune_set]
+    tune_pairs = [p for p in train_pairs if p.id in tune_set]
+    print(f"fit {len(fit_pairs)}, tune {len(tune_pairs)}, validation {len(val_pairs)} images")
+    fit_x, fit_y, fit_m = load(fit_pairs)
+    tune_x, tune_y, tune_m = load(tune_pairs)
+
+    model = UNetSegmenter(
+        filters=tuple(int(f) for f in args.filters.split(",")),
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+    )
+    t0 = time.perf_counter()
+    model.fit(
+        fit_x,
+        fit_y,
+        fit_m,
+        val_images=tune_x,
+        val_targets=tune_y,
+        val_metas=tune_m,
+        checkpoint_dir=args.runs,
+        threads=args.threads,
+    )
+    train_seconds = time.perf_counter() - t0
+
+    # post-processing thresholds picked on the tune images (never on the validation split)
+    best = None
+    for fg, seed in itertools.product((0.4, 0.5, 0.6), (0.3, 0.4, 0.5, 0.6, 0.7)):
+        model.set_params(foreground_threshold=fg, seed_threshold=seed)
+        s = score(model, tune_x, tune_y, tune_m)
+        print(f"tune fg {fg} seed {seed}: DSB {s['dsb2018']:.4f} AP@0.5 {s['ap_pooled@0.5']:.4f}")
+        if best is None or s["dsb2018"] > best[0]:
+            best = (s["dsb2018"], fg, seed)
+    model.set_params(foreground_threshold=best[1], seed_threshold=best[2])
+
+    val_x, val_y, val_m = load(val_pairs)
+    t1 = time.perf_counter()
+    s = score(model, val_x, val_y, val_m)
+    seg_seconds = (time.perf_counter() - t1) / len(val_x)
+    validation = {
+        "ap_pooled@0.5": s["ap_pooled@0.5"],
+        "ap@0.5": s["ap@0.5"],
+        "dsb2018": s["dsb2018"],
+        "f1_pooled@0.5": s["f1_pooled@0.5"],
+        "aji": s["aji"],
+    }
+    print("validation:", {k: round(v, 4) for k, v in validation.items()})
+    model.info_.update(
+        {
+            "purpose": "nuclei in fluorescence, bright-field and H&E histology images",
+            "training_data": "DSB2018 stage-1 train (BBBC038, CC0) with community mask fixes: "
+            f"{len(fit_pairs)} images to learn, {len(tune_pairs)} to pick epoch and thresholds "
+            "(cellscape.datasets.dsb2018_split, then split_ids salt 'cellscape-tune')",
+            "validation_data": f"the {len(val_pairs)} images of the cellscape-v1 validation split",
+            "validation": validation,
+            "train_seconds": round(train_seconds),
+            "seconds_per_validation_image": round(seg_seconds, 3),
+            "command": "python training/train_nuclei.py " + " ".join(sys.argv[1:]),
+            "machine": "2-core CPU, no GPU",
+        }
+    )
+    model.save(args.out)
+    print(f"saved to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
