@@ -244,7 +244,9 @@ def list_models_command() -> None:
     for card in list_models():
         info = card.info()
         scores = info.get("validation", {})
-        score_text = ", ".join(f"{k} {v:.3f}" for k, v in scores.items()) if scores else "-"
+        shown = {"ap_pooled@0.5": "AP@0.5", "dsb2018": "DSB2018"}
+        score_text = ", ".join(f"{label} {scores[k]:.3f}" for k, label in shown.items()
+                               if k in scores) or "-"
         name = card.name + (" (default)" if card.name == DEFAULT_MODEL else "")
         table.add_row(name, card.method, card.purpose, score_text)
     console.print(table)

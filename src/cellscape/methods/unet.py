@@ -287,7 +287,12 @@ class UNetSegmenter(Segmenter):
 
         self._check_fitted()
         folder = Path(path)
-        write_safetensors(folder / WEIGHTS_NAME, state_to_numpy(self.net_))
+        # float16 halves the file (bundled models stay a few MB); inference runs in float32
+        arrays = {
+            k: v.astype(np.float16) if v.dtype == np.float32 else v
+            for k, v in state_to_numpy(self.net_).items()
+        }
+        write_safetensors(folder / WEIGHTS_NAME, arrays)
         return super().save(folder)
 
     @classmethod
@@ -301,7 +306,11 @@ class UNetSegmenter(Segmenter):
         model.scale_range = tuple(model.scale_range)
         model.net_ = model._build()
         try:
-            load_numpy_state(model.net_, read_safetensors(folder / WEIGHTS_NAME))
+            arrays = read_safetensors(folder / WEIGHTS_NAME)
+            arrays = {
+                k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()
+            }
+            load_numpy_state(model.net_, arrays)
         except (RuntimeError, KeyError) as exc:
             raise CellscapeError(
                 folder / WEIGHTS_NAME,
