@@ -99,6 +99,12 @@ def read_pair(data: Path, item: str) -> tuple[np.ndarray, np.ndarray]:
     return image, labels
 
 
+def read_pairs(data: Path, ids) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Images and labels of several ids, as two lists."""
+    pairs = [read_pair(data, item) for item in ids]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def read_image(data: Path, item: str) -> np.ndarray:
     return to_grey(tifffile.imread(data / f"{item}_img.tif"))
 

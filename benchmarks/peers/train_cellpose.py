@@ -77,16 +77,8 @@ def main() -> None:
     split = pc.load_split(args.split_file, args.limit)
     print({k: len(v) for k, v in split.items()}, "images (fit/tune/val)", flush=True)
 
-    def load(ids):
-        xs, ys = [], []
-        for item in ids:
-            image, labels = pc.read_pair(args.data, item)
-            xs.append(image)
-            ys.append(labels)
-        return xs, ys
-
-    fit_x, fit_y = load(split["fit"])
-    tune_x, tune_y = load(split["tune"])
+    fit_x, fit_y = pc.read_pairs(args.data, split["fit"])
+    tune_x, tune_y = pc.read_pairs(args.data, split["tune"])
     channels = [0, 0]
     model_dir = args.out / "model"
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -70,16 +70,8 @@ def main() -> None:
     def norm(image):
         return normalize(image, 1, 99.8, axis=(0, 1))
 
-    def load(ids):
-        xs, ys = [], []
-        for item in ids:
-            image, labels = pc.read_pair(args.data, item)
-            xs.append(image)
-            ys.append(labels)
-        return xs, ys
-
-    fit_raw, fit_y = load(split["fit"])
-    tune_raw, tune_y = load(split["tune"])
+    fit_raw, fit_y = pc.read_pairs(args.data, split["fit"])
+    tune_raw, tune_y = pc.read_pairs(args.data, split["tune"])
 
     budget = pc.Budget(args.seconds)  # training time: preprocessing + fit, not file reading
     fit_x = [norm(x) for x in fit_raw]
