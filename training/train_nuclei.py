@@ -68,7 +68,6 @@ def main() -> None:
         epochs=args.epochs,
         steps_per_epoch=args.steps,
     )
-    t0 = time.perf_counter()
     model.fit(
         fit_x,
         fit_y,
@@ -79,13 +78,20 @@ def main() -> None:
         checkpoint_dir=args.runs,
         threads=args.threads,
     )
-    train_seconds = time.perf_counter() - t0
+    # all epochs, also those of an interrupted run this one resumed
+    train_seconds = sum(model.info_["history"]["seconds"])
 
-    # post-processing thresholds picked on the tune images (never on the validation split)
+    # post-processing thresholds picked on the tune images (never on the validation split);
+    # the network runs once per image, only the cheap watershed is repeated
+    tune_maps = [model.predict_maps(x, m) for x, m in zip(tune_x, tune_m, strict=True)]
     best = None
-    for fg, seed in itertools.product((0.4, 0.5, 0.6), (0.3, 0.4, 0.5, 0.6, 0.7)):
+    for fg, seed in itertools.product((0.4, 0.5, 0.6, 0.7), (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)):
         model.set_params(foreground_threshold=fg, seed_threshold=seed)
-        s = score(model, tune_x, tune_y, tune_m)
+        rows = [
+            metrics.image_scores(y, model.labels_from_maps(maps))
+            for y, maps in zip(tune_y, tune_maps, strict=True)
+        ]
+        s = metrics.summarize(rows)
         print(f"tune fg {fg} seed {seed}: DSB {s['dsb2018']:.4f} AP@0.5 {s['ap_pooled@0.5']:.4f}")
         if best is None or s["dsb2018"] > best[0]:
             best = (s["dsb2018"], fg, seed)

@@ -264,7 +264,10 @@ class UNetSegmenter(Segmenter):
 
     def segment(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
         """Instance labels, shape (Y, X), int32, 0 = background."""
-        maps = self.predict_maps(image, meta)
+        return self.labels_from_maps(self.predict_maps(image, meta))
+
+    def labels_from_maps(self, maps: np.ndarray) -> np.ndarray:
+        """Instance labels from the output of :meth:`predict_maps` (the post-processing alone)."""
         return maps_to_instances(
             1.0 - maps[0],
             maps[3],
