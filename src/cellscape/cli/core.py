@@ -245,8 +245,10 @@ def list_models_command() -> None:
         info = card.info()
         scores = info.get("validation", {})
         shown = {"ap_pooled@0.5": "AP@0.5", "dsb2018": "DSB2018"}
-        score_text = ", ".join(f"{label} {scores[k]:.3f}" for k, label in shown.items()
-                               if k in scores) or "-"
+        score_text = (
+            ", ".join(f"{label} {scores[k]:.3f}" for k, label in shown.items() if k in scores)
+            or "-"
+        )
         name = card.name + (" (default)" if card.name == DEFAULT_MODEL else "")
         table.add_row(name, card.method, card.purpose, score_text)
     console.print(table)
