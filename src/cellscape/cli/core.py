@@ -184,17 +184,9 @@ def _summary_tables(summary: dict) -> list[Table]:
         title=f"Detection over {n} image(s): {summary['n_gt']} true, "
         f"{summary['n_pred']} predicted cells"
     )
-    for col in (
-        "IoU",
-        "AP pooled",
-        "AP mean/image",
-        "F1 pooled",
-        "precision",
-        "recall",
-        "TP",
-        "FP",
-        "FN",
-    ):
+    # pooled: TP, FP and FN summed over images first; AP/image: the mean of each image's AP.
+    # Short headers keep the table readable in an 80-column terminal.
+    for col in ("IoU", "AP pooled", "AP/image", "F1", "precision", "recall", "TP", "FP", "FN"):
         det.add_column(col, justify="right")
     for t in thresholds:
         det.add_row(
