@@ -90,6 +90,12 @@ def test_registry_lists_and_loads_models():
         load_model("nope")
 
 
+def test_image_folder_named_like_a_bundled_model_does_not_hide_it(tmp_path, monkeypatch):
+    (tmp_path / "classical").mkdir()  # e.g. a folder of images the user called so
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(load_model("classical"), Classical)
+
+
 def test_folder_that_is_not_a_model_is_refused(tmp_path):
     (tmp_path / "config.json").write_text('{"hello": 1}')
     with pytest.raises(CellscapeError, match="not a cellscape model"):

@@ -114,7 +114,10 @@ def load_model(name_or_path: str | os.PathLike, **params):
     overrides = {k: v for k, v in params.items() if v is not None}
     name = str(name_or_path)
     path = Path(name)
-    if name in BUNDLED and not path.exists():
+    # a folder is a model only if it holds a config.json: a user's image folder that happens to
+    # be called "nuclei" must not hide the bundled model of that name
+    is_model_path = (path / "config.json").is_file() if path.is_dir() else path.is_file()
+    if name in BUNDLED and not is_model_path:
         card = BUNDLED[name]
         cls = method_class(card.method)
         if card.folder is None:

@@ -168,8 +168,6 @@ class UNetSegmenter(Segmenter):
         checkpoint_dir : path, optional
             Checkpoint every epoch there; an interrupted fit resumes from it.
         """
-        import torch
-
         from ..nn.train import TrainConfig, train_network
 
         metas = metas or [None] * len(images)
@@ -212,7 +210,6 @@ class UNetSegmenter(Segmenter):
             "n_train_images": len(train),
             "n_val_images": len(val_images or []),
         }
-        torch.set_grad_enabled(True)
         return self
 
     # ------------------------------------------------------------------------------------------
