@@ -51,6 +51,18 @@ def run_tracker(labels, **kw):
 BASELINE = dict(divisions=False, overlap_weight=0.0, area_weight=0.0)
 
 
+def compare_trackers(masks, gt_tra, gt_tracks):
+    """Track ``masks`` with the baseline, the defaults and gap closing; print the scores of
+    each; return the default result."""
+    base, sec = run_tracker(masks, **BASELINE)
+    score("baseline: nearest centroid, no divisions", gt_tra, gt_tracks, base, sec)
+    ours, sec = run_tracker(masks)
+    score("cellscape.track (defaults)", gt_tra, gt_tracks, ours, sec)
+    gap, sec = run_tracker(masks, gap_closing=True)
+    score("cellscape.track (gap closing on)", gt_tra, gt_tracks, gap, sec)
+    return ours
+
+
 def main() -> None:
     gt = datasets.read_ctc_gt(ROOT / "01_GT")
     gt_tra = gt.load_tra()
@@ -60,12 +72,7 @@ def main() -> None:
           f"{int(sum(len(np.unique(f)) - 1 for f in gt_tra))} GT markers")  # fmt: skip
 
     print("\n1) tracking the ground-truth masks (the tracker alone)")
-    base, sec = run_tracker(gt_tra, **BASELINE)
-    score("baseline: nearest centroid, no divisions", gt_tra, gt.tracks, base, sec)
-    ours, sec = run_tracker(gt_tra)
-    score("cellscape.track (defaults)", gt_tra, gt.tracks, ours, sec)
-    gap, sec = run_tracker(gt_tra, gap_closing=True)
-    score("cellscape.track (gap closing on)", gt_tra, gt.tracks, gap, sec)
+    ours = compare_trackers(gt_tra, gt_tra, gt.tracks)
     track.write_ctc_result(OUT / "01_RES_gt", ours.labels, ours.tracks)
     growth_pictures(ours)
 
@@ -80,12 +87,7 @@ def main() -> None:
     n_obj = sum(len(tb.scores) for tb in tables)
     seg_score = sum(float(tb.scores.sum()) for tb in tables) / n_obj
     print(f"SEG (pooled over {n_obj} GT objects in {len(tables)} frames): {seg_score:.4f}")
-    base, sec = run_tracker(seg, **BASELINE)
-    score("baseline: nearest centroid, no divisions", gt_tra, gt.tracks, base, sec)
-    ours, sec = run_tracker(seg)
-    score("cellscape.track (defaults)", gt_tra, gt.tracks, ours, sec)
-    gap, sec = run_tracker(seg, gap_closing=True)
-    score("cellscape.track (gap closing on)", gt_tra, gt.tracks, gap, sec)
+    ours = compare_trackers(seg, gt_tra, gt.tracks)
     track.write_ctc_result(OUT / "01_RES_classical", ours.labels, ours.tracks)
     growth = track.growth_table(ours.labels, ours.tracks)
     _, rates = track.area_jump_flags(growth)

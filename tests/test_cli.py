@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 from typer.testing import CliRunner
@@ -107,7 +108,15 @@ def test_import_does_not_pull_torch():
 
 def test_console_script_reports_bad_input_in_one_line(tmp_path):
     result = subprocess.run(
-        ["cellscape", "segment", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o")],
+        # the installed console script of this interpreter's environment (CI does not activate
+        # the venv, so "cellscape" need not be on PATH)
+        [
+            str(Path(sys.executable).parent / "cellscape"),
+            "segment",
+            str(tmp_path / "missing.tif"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         text=True,
     )
