@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, tiling
-from .errors import CellscapeError
+from .errors import CellscapeError, unexpected_error
 from .pipeline import ImageResult, OutputOptions, output_paths, segment_file
 
 #: images with more pixels than this (per plane) go block-wise through :func:`segment_large`
@@ -713,7 +713,7 @@ def segment_large_file(
     except CellscapeError as exc:
         result.error = exc.message
     except Exception as exc:  # a bug or a dead worker must not hide the other files
-        result.error = f"{p}: unexpected error ({type(exc).__name__}: {exc})".splitlines()[0]
+        result.error = unexpected_error(p, exc)
     return result
 
 

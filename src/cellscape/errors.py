@@ -30,3 +30,9 @@ class CellscapeError(Exception):
     @property
     def message(self) -> str:
         return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+def unexpected_error(path: str | PathLike, exc: BaseException) -> str:
+    """One line for a failure that is not the user's input (a bug, a dead worker), naming the
+    file, so that a batch reports it and goes on with the other files."""
+    return f"{path}: unexpected error ({type(exc).__name__}: {exc})".splitlines()[0]

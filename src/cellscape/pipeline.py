@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .errors import CellscapeError
+from .errors import CellscapeError, unexpected_error
 
 
 @dataclass
@@ -118,6 +118,6 @@ def segment_file(
     except MemoryError:
         result.error = f"{path}: not enough memory to process this image"
     except Exception as exc:  # a bug must not stop the other files of a batch
-        result.error = f"{path}: unexpected error ({type(exc).__name__}: {exc})".splitlines()[0]
+        result.error = unexpected_error(path, exc)
     result.seconds = time.perf_counter() - start
     return result

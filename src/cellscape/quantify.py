@@ -10,6 +10,30 @@ import numpy as np
 from .io import ImageMeta
 
 
+def equivalent_diameters(labels: np.ndarray) -> np.ndarray:
+    """Diameter of the disk with the same area as each object, ``2 sqrt(area / pi)``.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Instance labels, 0 = background (any number of dimensions; areas are pixel counts).
+
+    Returns
+    -------
+    ndarray of float64, one value per object present (pixels)
+    """
+    areas = np.bincount(np.asarray(labels).ravel())[1:]
+    areas = areas[areas > 0]
+    return 2.0 * np.sqrt(areas / np.pi)
+
+
+def median_diameter(label_images) -> float | None:
+    """Median equivalent diameter (pixels) over all objects of several label images; ``None``
+    when there is no object."""
+    diameters = [d for labels in label_images for d in equivalent_diameters(labels)]
+    return float(np.median(diameters)) if diameters else None
+
+
 def cell_table(labels: np.ndarray, image: np.ndarray | None = None, meta: ImageMeta | None = None):
     """Measure every cell of a label image.
 

@@ -12,6 +12,7 @@ from scipy import ndimage as ndi
 from ..io import ImageMeta
 from ..post.watershed import distance_watershed, remove_small
 from ..preprocess import bright_background, normalize_percentile, to_single_channel
+from ..quantify import equivalent_diameters, median_diameter
 from .base import Segmenter
 
 
@@ -76,9 +77,7 @@ class Classical(Segmenter):
         """
         self.diameter_ = self.diameter
         if self.diameter is None and targets is not None:
-            diameters = [d for t in targets for d in _equivalent_diameters(np.asarray(t))]
-            if diameters:
-                self.diameter_ = float(np.median(diameters))
+            self.diameter_ = median_diameter(targets)
         return self
 
     def _state(self) -> dict:
@@ -150,7 +149,7 @@ class Classical(Segmenter):
         diameter = self.diameter or getattr(self, "diameter_", None)
         if diameter is None:
             pieces, _ = ndi.label(mask)
-            found = _equivalent_diameters(remove_small(pieces, 9))
+            found = equivalent_diameters(remove_small(pieces, 9))
             diameter = float(np.median(found)) if len(found) else 10.0
         min_size = int(self.min_size_fraction * np.pi * (diameter / 2) ** 2)
         return distance_watershed(
@@ -159,10 +158,3 @@ class Classical(Segmenter):
             smoothing=max(1.0, diameter / 15),
             min_size=max(min_size, 1),
         )
-
-
-def _equivalent_diameters(labels: np.ndarray) -> np.ndarray:
-    """Diameter (pixels) of the disk with the same area as each object."""
-    areas = np.bincount(np.asarray(labels).ravel())[1:]
-    areas = areas[areas > 0]
-    return 2.0 * np.sqrt(areas / np.pi)

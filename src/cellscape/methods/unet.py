@@ -20,6 +20,7 @@ from ..errors import CellscapeError
 from ..io import ImageMeta, read_safetensors, write_safetensors
 from ..post.watershed import maps_to_instances
 from ..preprocess import bright_background, normalize_percentile, to_single_channel
+from ..quantify import median_diameter
 from .base import CONFIG_NAME, Segmenter
 
 WEIGHTS_NAME = "weights.safetensors"
@@ -203,8 +204,7 @@ class UNetSegmenter(Segmenter):
             checkpoint_dir=checkpoint_dir,
             progress=progress,
         )
-        diameters = [d for _, labels in train for d in _equivalent_diameters(labels)]
-        self.diameter_ = float(np.median(diameters)) if diameters else None
+        self.diameter_ = median_diameter(labels for _, labels in train)
         self.info_ = {
             "history": history.to_dict(),
             "n_train_images": len(train),
@@ -331,12 +331,6 @@ def _prepare_pair(image, labels, meta, channel):
     if labels.shape != x.shape:
         raise ValueError(f"labels {labels.shape} do not match image {x.shape}")
     return x, labels.astype(np.int32)
-
-
-def _equivalent_diameters(labels: np.ndarray) -> np.ndarray:
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
-    return 2.0 * np.sqrt(areas / np.pi)
 
 
 def _resize(plane: np.ndarray, shape) -> np.ndarray:
