@@ -23,6 +23,9 @@ METHODS: dict[str, str] = {
     "classical": "cellscape.methods.classical:Classical",
     "focal": "cellscape.methods.focal:FocalSignature",
     "unet": "cellscape.methods.unet:UNetSegmenter",
+    "wholecell": "cellscape.methods.wholecell:WholeCell",
+    "convnet": "cellscape.methods.convnet:ConvNet",
+    "selfsup": "cellscape.methods.selfsup:SelfSupervised",
 }
 
 

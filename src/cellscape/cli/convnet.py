@@ -1,0 +1,3 @@
+"""Commands of edge / interior conv-nets (``cellscape train convnet``)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Commands of label-free marker-controlled segmentation (``cellscape selfsup``)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Commands of single-channel whole-cell segmentation (``cellscape train wholecell``)."""
+
+from __future__ import annotations
