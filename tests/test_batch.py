@@ -245,3 +245,18 @@ def test_cli_segment_sends_big_images_block_wise(tmp_path, monkeypatch, client):
     labels = io.read_ome_zarr_labels(tmp_path / "r" / "scan.ome.zarr")
     assert labels.max() > 50
     assert not (tmp_path / "scan.ome.zarr" / "labels").exists()  # the input is left alone
+
+
+def test_merged_table_quotes_odd_names_and_aligns_differing_columns(tmp_path):
+    pd.DataFrame({"label": [1, 2], "area": [10, 20]}).to_csv(tmp_path / "a_cells.csv", index=False)
+    # a name with a comma and a quote must stay one CSV field
+    pd.DataFrame({"label": [1], "area": [30]}).to_csv(tmp_path / 'b,"x"_cells.csv', index=False)
+    # columns in another order and one missing: aligned to the first table's header
+    pd.DataFrame({"area": [40], "extra": [1]}).to_csv(tmp_path / "c_cells.csv", index=False)
+    pd.DataFrame({"label": [], "area": []}).to_csv(tmp_path / "d_cells.csv", index=False)  # none
+    inputs = [tmp_path / f"{s}.tif" for s in ("a", 'b,"x"', "c", "d")]
+    table = pd.read_csv(batch._merge_tables(tmp_path, inputs))
+    assert list(table.columns) == ["image", "label", "area"]
+    assert table["image"].tolist() == ["a", "a", 'b,"x"', "c"]
+    assert table["area"].tolist() == [10, 20, 30, 40]
+    assert table["label"].isna().tolist() == [False, False, False, True]

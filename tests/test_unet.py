@@ -116,3 +116,36 @@ def test_unet_segmenter_learns_synthetic_nuclei_and_round_trips(tmp_path):
     # weights are stored in float16: the maps agree to that precision
     np.testing.assert_allclose(again.predict_proba(test.image), proba, atol=2e-2)
     assert again.diameter_ == pytest.approx(model.diameter_)
+
+
+def _disks(diameter: int, shape=(200, 200)) -> np.ndarray:
+    labels = np.zeros(shape, np.int32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for i, (cy, cx) in enumerate([(50, 50), (50, 150), (150, 100)], start=1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= (diameter / 2) ** 2] = i
+    return labels
+
+
+@pytest.mark.parametrize(
+    ("found", "given", "expected_scales"),
+    [
+        (40, None, [1.0, 0.5]),  # cells twice the learned size: segment again at half size
+        (22, None, [1.0]),  # within 25% of the learned size: one pass is enough
+        (40, 10.0, [2.0]),  # a diameter given by the user wins, no estimate
+    ],
+)
+def test_auto_diameter_segments_again_at_the_learned_size(found, given, expected_scales):
+    model = UNetSegmenter(auto_diameter=True, diameter=given)
+    model.net_, model.diameter_ = object(), 20.0
+    scales = []
+
+    def fake_maps(x, scale, shape):
+        scales.append(round(scale, 2))
+        return np.full((4, *shape), scale, np.float32)
+
+    # the cells the fake network "finds": size `found` at scale 1, the learned size otherwise
+    model._maps_at = fake_maps
+    model.labels_from_maps = lambda maps: _disks(found if maps[0, 0, 0] == 1.0 else 20)
+    labels = model.segment(np.zeros((200, 200), np.float32))
+    assert scales == expected_scales
+    assert labels.max() == 3

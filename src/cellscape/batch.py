@@ -383,22 +383,49 @@ def segment_many(
     return BatchReport(ordered, out, manifest, table, time.perf_counter() - start)
 
 
+def _csv_field(text: str) -> str:
+    """``text`` as one CSV field (quoted only when it must be, as the csv module does)."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _merge_tables(out: Path, paths: Sequence[Path]) -> Path:
     """Concatenate the per-image cell tables into ``cells.csv`` with an ``image`` column,
-    one image at a time (the merged table is never held in memory)."""
+    one image at a time (the merged table is never held in memory).
+
+    The tables are joined as text, not parsed: this runs on the client after the last image,
+    so it is the serial tail of every batch (parsing and rewriting 200 tables with pandas took
+    2.6 s, longer than segmenting 20 images). A table whose header differs from the first one
+    (a column added or missing) is aligned to it with pandas."""
+    target = out / TABLE_NAME
+    header: str | None = None
+    with io.atomic_path(target) as tmp, open(tmp, "w", newline="") as merged:
+        for p in paths:
+            stem = io.image_stem(p)
+            source = out / f"{stem}_cells.csv"
+            lines = source.read_text().splitlines()
+            if not lines:
+                continue
+            if header is None:
+                header = lines[0]
+                merged.write(f"image,{header}\n")
+            if lines[0] != header:
+                lines = _aligned_rows(source, header)
+            prefix = _csv_field(stem) + ","
+            merged.writelines(prefix + line + "\n" for line in lines[1:] if line)
+    return target
+
+
+def _aligned_rows(source: Path, header: str) -> list[str]:
+    """The rows of ``source`` as CSV lines with the columns of ``header`` (header line first)."""
+    from io import StringIO
+
     import pandas as pd
 
-    target = out / TABLE_NAME
-    with io.atomic_path(target) as tmp:
-        header = True
-        with open(tmp, "w", newline="") as f:
-            for p in paths:
-                stem = io.image_stem(p)
-                table = pd.read_csv(out / f"{stem}_cells.csv")
-                table.insert(0, "image", stem)
-                table.to_csv(f, index=False, header=header)
-                header = False
-    return target
+    columns = pd.read_csv(StringIO(header + "\n")).columns
+    table = pd.read_csv(source).reindex(columns=columns)
+    return table.to_csv(index=False, lineterminator="\n").splitlines()
 
 
 # -------------------------------------------------------------------------------------------

@@ -91,6 +91,10 @@ class UNetSegmenter(Segmenter):
     diameter : float or None
         Typical cell diameter of the images to segment, in pixels. When given, images are
         rescaled so that their cells match the size the network learned (``diameter_``).
+    auto_diameter : bool
+        When ``diameter`` is not given, estimate it: segment once at the image's own scale,
+        take the median diameter of what was found, and segment again at the matching scale
+        when it differs from ``diameter_`` by more than 25% (up to twice the time).
     tile : int
         Tile size for inference; memory is bounded by it.
     tta : bool
@@ -116,6 +120,7 @@ class UNetSegmenter(Segmenter):
         seed_threshold: float = 0.5,
         min_size: int = 8,
         diameter: float | None = None,
+        auto_diameter: bool = False,
         tile: int = 512,
         tta: bool = False,
         seed: int = 0,
@@ -132,6 +137,7 @@ class UNetSegmenter(Segmenter):
         self.seed_threshold = seed_threshold
         self.min_size = min_size
         self.diameter = diameter
+        self.auto_diameter = auto_diameter
         self.tile = tile
         self.tta = tta
         self.seed = seed
@@ -225,15 +231,47 @@ class UNetSegmenter(Segmenter):
         ndarray of float32, shape (4, Y, X)
             P(background), P(interior), P(boundary), normalised distance.
         """
+        return self._maps_and_labels(image, meta, want_labels=False)[0]
+
+    def predict_proba(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
+        """Per-pixel probabilities of background, interior and boundary, shape (3, Y, X)."""
+        return self.predict_maps(image, meta)[:3]
+
+    def segment(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
+        """Instance labels, shape (Y, X), int32, 0 = background."""
+        return self._maps_and_labels(image, meta, want_labels=True)[1]
+
+    def scale_for(self, diameter: float | None) -> float:
+        """Zoom factor that brings cells of ``diameter`` pixels to the learned size."""
+        learned = getattr(self, "diameter_", None)
+        if not diameter or not learned:
+            return 1.0
+        return float(learned) / float(diameter)
+
+    def _maps_and_labels(self, image, meta, want_labels: bool):
+        self._check_fitted()
+        x = network_input(image, meta, self.channel)
+        shape = np.asarray(image).shape[-2:]
+        if self.diameter or not self.auto_diameter:
+            maps = self._maps_at(x, self.scale_for(self.diameter), shape)
+            return maps, self.labels_from_maps(maps) if want_labels else None
+        # first pass at the image's own scale; a second one only when its cells are far from
+        # the size the network learned (it saw 0.6-1.6x zooms in training, so +-25% is safe)
+        maps = self._maps_at(x, 1.0, shape)
+        labels = self.labels_from_maps(maps)
+        scale = self.scale_for(median_diameter([labels]))
+        if not 0.8 <= scale <= 1.25:
+            maps = self._maps_at(x, scale, shape)
+            labels = self.labels_from_maps(maps) if want_labels else None
+        return maps, labels
+
+    def _maps_at(self, x: np.ndarray, scale: float, shape) -> np.ndarray:
         import torch
 
         from ..nn.infer import predict_tiled
 
-        self._check_fitted()
-        x = network_input(image, meta, self.channel)
-        scale = 1.0
-        if self.diameter and getattr(self, "diameter_", None):
-            scale = float(self.diameter_) / float(self.diameter)
+        # very small or huge zooms come from a handful of odd objects, not a real size change
+        scale = float(np.clip(scale, 0.25, 4.0))
         if abs(scale - 1.0) > 0.05:
             x = ndi.zoom(x, (1, scale, scale), order=1)
 
@@ -251,17 +289,8 @@ class UNetSegmenter(Segmenter):
                 maps += np.flip(m, axis=axes)
             maps /= 4
         if abs(scale - 1.0) > 0.05:
-            shape = np.asarray(image).shape[-2:]
             maps = np.stack([_resize(m, shape) for m in maps])
         return maps
-
-    def predict_proba(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
-        """Per-pixel probabilities of background, interior and boundary, shape (3, Y, X)."""
-        return self.predict_maps(image, meta)[:3]
-
-    def segment(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
-        """Instance labels, shape (Y, X), int32, 0 = background."""
-        return self.labels_from_maps(self.predict_maps(image, meta))
 
     def labels_from_maps(self, maps: np.ndarray) -> np.ndarray:
         """Instance labels from the output of :meth:`predict_maps` (the post-processing alone)."""
