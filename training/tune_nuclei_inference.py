@@ -37,15 +37,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--tta", action="store_true", help="also try flip averaging (4x time)")
+    parser.add_argument("--no-auto", action="store_true", help="skip the diameter estimate")
     parser.add_argument("--validation", action="store_true", help="also score the validation")
     args = parser.parse_args()
 
     train_pairs, val_pairs = dsb2018_split(args.data)
     _, tune_ids = split_ids([p.id for p in train_pairs], fraction=0.1, salt="cellscape-tune")
     tune = [p for p in train_pairs if p.id in set(tune_ids)]
-    options = [{"auto_diameter": False}, {"auto_diameter": True}]
+    autos = [False] if args.no_auto else [False, True]
+    options = [{"auto_diameter": a} for a in autos]
     if args.tta:
-        options += [{"auto_diameter": False, "tta": True}, {"auto_diameter": True, "tta": True}]
+        options += [{"auto_diameter": a, "tta": True} for a in autos]
     sets = [("tune", tune)] + ([("validation", val_pairs)] if args.validation else [])
     for name, pairs in sets:
         for option in options:
