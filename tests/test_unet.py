@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 
 from cellscape import synthetic
 from cellscape.methods.unet import PatchSampler, UNetSegmenter, instance_targets
@@ -140,12 +141,14 @@ def test_auto_diameter_segments_again_at_the_learned_size(found, given, expected
     scales = []
 
     def fake_maps(x, scale, shape):
+        # the fake network sees cells of size `found` at scale 1, of the learned size otherwise
         scales.append(round(scale, 2))
-        return np.full((4, *shape), scale, np.float32)
+        maps = np.zeros((4, *shape), np.float32)
+        maps[0] = _disks(found if scale == 1.0 else 20) == 0  # P(background)
+        return maps
 
-    # the cells the fake network "finds": size `found` at scale 1, the learned size otherwise
     model._maps_at = fake_maps
-    model.labels_from_maps = lambda maps: _disks(found if maps[0, 0, 0] == 1.0 else 20)
+    model.labels_from_maps = lambda maps: ndi.label(maps[0] < 0.5)[0]
     labels = model.segment(np.zeros((200, 200), np.float32))
     assert scales == expected_scales
     assert labels.max() == 3

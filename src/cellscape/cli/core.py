@@ -53,7 +53,12 @@ def segment(
         str | None, typer.Option(help=f"Segment a bundled example set: {', '.join(EXAMPLES)}.")
     ] = None,
     diameter: Annotated[
-        float | None, typer.Option(help="Typical cell diameter in pixels (default: estimated).")
+        float | None,
+        typer.Option(
+            help="Typical cell diameter in pixels. 0: estimate it per image (learned models "
+            "then segment twice when the cells are far from the size they learned). Default: "
+            "classical estimates it, learned models use the size they were trained on."
+        ),
     ] = None,
     channel: Annotated[
         str | None,
@@ -85,7 +90,9 @@ def segment(
         raise fail(f"no images found in {', '.join(items)}")
     io.check_writable_folder(out)
     chan: int | str | None = int(channel) if channel is not None and channel.isdigit() else channel
-    segmenter = load_model(model or DEFAULT_MODEL, diameter=diameter, channel=chan)
+    segmenter = load_model(model or DEFAULT_MODEL, diameter=diameter or None, channel=chan)
+    if diameter == 0 and "auto_diameter" in segmenter.get_params():
+        segmenter.set_params(auto_diameter=True)
     options = OutputOptions(save_png=save_png, save_rois=save_rois, save_csv=save_csv)
 
     results = []

@@ -259,7 +259,10 @@ class UNetSegmenter(Segmenter):
         # the size the network learned (it saw 0.6-1.6x zooms in training, so +-25% is safe)
         maps = self._maps_at(x, 1.0, shape)
         labels = self.labels_from_maps(maps)
-        scale = self.scale_for(median_diameter([labels]))
+        # the size is read off the predicted foreground, not the instances: cells much larger
+        # than the learned size come out in fragments, whose size would hide the mismatch
+        foreground, _ = ndi.label(1.0 - maps[0] > self.foreground_threshold)
+        scale = self.scale_for(median_diameter([foreground]))
         if not 0.8 <= scale <= 1.25:
             maps = self._maps_at(x, scale, shape)
             labels = self.labels_from_maps(maps) if want_labels else None
