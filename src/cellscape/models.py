@@ -78,6 +78,29 @@ BUNDLED: dict[str, ModelCard] = {
             "trained on DSB2018 (an early CPU-trained version; about 5 s per 1024 x 1024 image)",
             folder="nuclei",
         ),
+        ModelCard(
+            "ecoli-phase",
+            "convnet",
+            "E. coli (rod bacteria) in phase contrast: ensemble of 3 windowed conv-nets (31 x 31, "
+            "DeepCell 2016 data), interior threshold 0.6; held-out AP@0.5 0.775, Jaccard 0.854",
+            folder="ecoli-phase",
+        ),
+        ModelCard(
+            "cells-phase-nuclear",
+            "convnet",
+            "mammalian cells in phase contrast + a nuclear marker (2 channels, phase first): "
+            "61 x 61 conv-net, whole cells grown by active contours from the nuclei of a nuclear "
+            "conv-net (DeepCell 2016 HeLa data); held-out HeLa AP@0.5 0.665, Jaccard 0.670",
+            folder="cells-phase-nuclear",
+        ),
+        ModelCard(
+            "wholecell-single",
+            "wholecell",
+            "whole cells + nuclei from ONE cytoplasm-marker channel (bright cytoplasm, dim nuclei) "
+            "at ~0.65 um/px: U-Net + nuclei seeds + seeded watershed (Al-Kofahi 2018); trained on "
+            "synthetic images only (a demo; retrain on your images with cellscape train wholecell)",
+            folder="wholecell-single",
+        ),
     ]
 }
 

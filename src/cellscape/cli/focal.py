@@ -66,6 +66,14 @@ def train(
         str | None, typer.Option("--frame-list", help="Explicit frame indices, e.g. 0,20,45,50.")
     ] = None,
     normalization: Annotated[str, typer.Option(help="equalize (paper) or stretch.")] = "equalize",
+    xy_sigma: Annotated[
+        float,
+        typer.Option(
+            "--xy-sigma",
+            help="Smooth each used frame in Y, X by a Gaussian of this sigma (px) before "
+            "reading the z-profiles: denoises noisy stacks (0 = off, 1 = a good start).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Train a focal-signature model on painted z-stacks; prints held-out accuracy."""
     from .. import io
@@ -106,6 +114,7 @@ def train(
         spacing=spacing,
         frames=frames,
         normalization=normalization,
+        xy_sigma=xy_sigma,
     )
     try:
         with console.status(f"training ({classifier})"):
