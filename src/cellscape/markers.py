@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import CellscapeError
-from .io import ImageMeta, read_safetensors, write_safetensors
+from .io import ImageMeta
 from .preprocess import normalize_percentile
 
 WEIGHTS_NAME = "weights.safetensors"
@@ -429,15 +429,11 @@ class SyntheticNuclei:
         """Write ``config.json`` and ``weights.safetensors`` (float16) into the folder ``path``."""
         from . import __version__
         from .io import write_json
-        from .nn.train import state_to_numpy
+        from .nn.train import save_weights
 
         self._check_fitted()
         folder = Path(path)
-        arrays = {
-            k: v.astype(np.float16) if v.dtype == np.float32 else v
-            for k, v in state_to_numpy(self.net_).items()
-        }
-        write_safetensors(folder / WEIGHTS_NAME, arrays)
+        save_weights(self.net_, folder / WEIGHTS_NAME)
         write_json(
             folder / "config.json",
             {
@@ -455,7 +451,7 @@ class SyntheticNuclei:
     def load(cls, path: str | os.PathLike) -> SyntheticNuclei:
         """Load a model written by :meth:`save` (a folder or its ``config.json``)."""
         from .io import read_json
-        from .nn.train import load_numpy_state
+        from .nn.train import load_weights
 
         folder = Path(path)
         folder = folder.parent if folder.name == "config.json" else folder
@@ -470,17 +466,7 @@ class SyntheticNuclei:
         model.diameter_ = float(config.get("state", {}).get("diameter_") or 10.0)
         model.info_ = config.get("info", {})
         model.net_ = model._build()
-        try:
-            arrays = read_safetensors(folder / WEIGHTS_NAME)
-            arrays = {
-                k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()
-            }
-            load_numpy_state(model.net_, arrays)
-        except (RuntimeError, KeyError) as exc:
-            raise CellscapeError(
-                folder / WEIGHTS_NAME,
-                f"weights do not fit the network ({str(exc).splitlines()[0][:120]})",
-            ) from None
+        load_weights(model.net_, folder / WEIGHTS_NAME)
         model.net_.eval()
         return model
 

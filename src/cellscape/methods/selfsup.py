@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import CellscapeError
-from ..io import ImageMeta, read_safetensors, write_safetensors
+from ..io import ImageMeta
 from ..markers import SyntheticNuclei, dog_markers
 from ..preprocess import normalize_percentile
 from .base import CONFIG_NAME, Segmenter
@@ -652,11 +652,11 @@ class SelfSupervised(Segmenter):
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``config.json``, ``weights.safetensors`` and the synthetic-nucleus model (in
         ``nuclei/``, when there is one) into the folder ``path``."""
-        from ..nn.train import state_to_numpy
+        from ..nn.train import save_weights
 
         self._check_fitted()
         folder = Path(path)
-        write_safetensors(folder / WEIGHTS_NAME, state_to_numpy(self.net_))
+        save_weights(self.net_, folder / WEIGHTS_NAME, half=False)
         if hasattr(self, "nucleus_model_"):
             self.nucleus_model_.save(folder / NUCLEUS_FOLDER)
         return super().save(folder)
@@ -664,20 +664,14 @@ class SelfSupervised(Segmenter):
     @classmethod
     def load(cls, path: str | os.PathLike) -> SelfSupervised:
         from ..io import read_json
-        from ..nn.train import load_numpy_state
+        from ..nn.train import load_weights
 
         folder = Path(path)
         folder = folder.parent if folder.name == CONFIG_NAME else folder
         model = super().load(folder)
         model.filters = tuple(model.filters)
         model.net_ = model._build()
-        try:
-            load_numpy_state(model.net_, read_safetensors(folder / WEIGHTS_NAME))
-        except (RuntimeError, KeyError) as exc:
-            raise CellscapeError(
-                folder / WEIGHTS_NAME,
-                f"weights do not fit the network ({str(exc).splitlines()[0][:120]})",
-            ) from None
+        load_weights(model.net_, folder / WEIGHTS_NAME)
         model.net_.eval()
         state = read_json(folder / CONFIG_NAME).get("state", {})
         if state.get("has_nucleus_model"):

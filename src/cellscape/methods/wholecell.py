@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CellscapeError
-from ..io import ImageMeta, read_safetensors, write_safetensors
+from ..io import ImageMeta
 from ..preprocess import to_single_channel
 from ..twochannel import (
     CLASSES,
@@ -414,21 +414,17 @@ class WholeCell(Segmenter):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``config.json`` and float16 ``weights.safetensors`` into the folder ``path``."""
-        from ..nn.train import state_to_numpy
+        from ..nn.train import save_weights
 
         self._check_fitted()
         folder = Path(path)
-        arrays = {
-            k: v.astype(np.float16) if v.dtype == np.float32 else v
-            for k, v in state_to_numpy(self.net_).items()
-        }
-        write_safetensors(folder / WEIGHTS_NAME, arrays)
+        save_weights(self.net_, folder / WEIGHTS_NAME)
         return super().save(folder)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> WholeCell:
         """Load a model folder written by :meth:`save` (never unpickles anything)."""
-        from ..nn.train import load_numpy_state
+        from ..nn.train import load_weights
 
         folder = Path(path)
         folder = folder.parent if folder.name == CONFIG_NAME else folder
@@ -436,17 +432,7 @@ class WholeCell(Segmenter):
         model.filters = tuple(model.filters)
         model.class_weights = tuple(model.class_weights)
         model.net_ = model._build()
-        try:
-            arrays = read_safetensors(folder / WEIGHTS_NAME)
-            arrays = {
-                k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()
-            }
-            load_numpy_state(model.net_, arrays)
-        except (RuntimeError, KeyError) as exc:
-            raise CellscapeError(
-                folder / WEIGHTS_NAME,
-                f"weights do not fit the network ({str(exc).splitlines()[0][:120]})",
-            ) from None
+        load_weights(model.net_, folder / WEIGHTS_NAME)
         model.net_.eval()
         return model
 

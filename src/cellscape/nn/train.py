@@ -72,6 +72,37 @@ def load_numpy_state(net: torch.nn.Module, arrays: dict[str, np.ndarray]) -> Non
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
 
 
+def save_weights(net: torch.nn.Module, path: str | os.PathLike, half: bool = True) -> Path:
+    """Write ``net``'s weights as safetensors; float32 tensors as float16 when ``half`` (bundled
+    models stay a few MB; inference still runs in float32)."""
+    arrays = state_to_numpy(net)
+    if half:
+        arrays = {
+            k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in arrays.items()
+        }
+    return io.write_safetensors(path, arrays)
+
+
+def load_weights(net: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load weights written by :func:`save_weights` into ``net`` (float16 back to float32).
+
+    Raises
+    ------
+    CellscapeError
+        When the file's tensors do not fit the network (names or shapes differ).
+    """
+    from ..errors import CellscapeError
+
+    arrays = io.read_safetensors(path)
+    arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in arrays.items()}
+    try:
+        load_numpy_state(net, arrays)
+    except (RuntimeError, KeyError) as exc:
+        raise CellscapeError(
+            path, f"weights do not fit the network ({str(exc).splitlines()[0][:120]})"
+        ) from None
+
+
 def train_network(
     net: torch.nn.Module,
     sample_batch: Callable[[np.random.Generator], Batch],
