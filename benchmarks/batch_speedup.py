@@ -38,15 +38,11 @@ def make_images(folder: Path, n: int) -> list[Path]:
 
 
 def run(paths: list[Path], out: Path, n_workers: int) -> tuple[float, int]:
-    from distributed import Client, LocalCluster
-
     from cellscape import batch
 
     shutil.rmtree(out, ignore_errors=True)
-    with (
-        LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=":0") as lc,
-        Client(lc) as client,
-    ):
+    # the product's own local cluster (its worker settings included)
+    with batch.cluster_client(n_workers=n_workers) as client:
         client.run(lambda: __import__("cellscape.methods.classical"))  # warm the workers
         start = time.perf_counter()
         report = batch.segment_many(paths, "classical", out, client=client)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -21,15 +22,23 @@ PARAMS = {"diameter": 14.0}
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as c,
-    ):
+    # the product's own local cluster: 2 single-threaded worker processes, its worker settings
+    with batch.cluster_client(n_workers=2) as c:
         yield c
+
+
+def test_local_cluster_workers_are_single_threaded_processes_without_the_profiler(client):
+    import dask
+
+    info = client.scheduler_info()["workers"]
+    assert len(info) == 2 and all(w["nthreads"] == 1 for w in info.values())
+    # read inside each worker process: the settings travelled with the spawn
+    keys = list(batch.LOCAL_WORKER_CONFIG)
+    seen = client.run(lambda: [dask.config.get(k) for k in keys])
+    for values in seen.values():
+        assert values == [batch.LOCAL_WORKER_CONFIG[k] for k in keys]
+    pids = client.run(os.getpid)
+    assert len(set(pids.values()) | {os.getpid()}) == 3  # separate processes, not threads
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
