@@ -152,3 +152,64 @@ def test_auto_diameter_segments_again_at_the_learned_size(found, given, expected
     labels = model.segment(np.zeros((200, 200), np.float32))
     assert scales == expected_scales
     assert labels.max() == 3
+
+
+def _he_like(seed: int = 0):
+    """A synthetic H&E-like colour image: purple (hematoxylin) nuclei on pink (eosin) tissue
+    whose luminance is about that of the nuclei, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = synthetic.nuclei(shape=(96, 96), n_nuclei=10, seed=seed).labels
+    nuclei = labels > 0
+    pink, purple = np.array([230, 150, 190.0]), np.array([120, 60, 170.0])
+    rgb = np.where(nuclei[None], purple[:, None, None], pink[:, None, None])
+    # patches of darker pink tissue as dark as the nuclei in luminance
+    tissue = ndi.gaussian_filter(rng.random((96, 96)), 6) > 0.5
+    rgb = np.where(tissue[None] & ~nuclei[None], np.array([175, 80, 120.0])[:, None, None], rgb)
+    rgb = rgb + rng.normal(0, 4, rgb.shape)
+    return np.clip(rgb, 0, 255).astype(np.uint8), labels
+
+
+def test_hematoxylin_plane_separates_purple_nuclei_that_luminance_mixes_with_tissue():
+    from cellscape.io import ImageMeta
+    from cellscape.preprocess import hematoxylin, is_coloured, to_single_channel
+
+    rgb, labels = _he_like()
+    meta = ImageMeta(axes="CYX", channel_names=("red", "green", "blue"), rgb=True)
+    nuclei = labels > 0
+
+    def separation(plane):  # nuclei vs the rest, in units of the rest's spread
+        return abs(plane[nuclei].mean() - plane[~nuclei].mean()) / plane[~nuclei].std()
+
+    luminance = to_single_channel(rgb, meta)
+    h = to_single_channel(rgb, meta, colour="hematoxylin")
+    np.testing.assert_array_equal(h, hematoxylin(rgb))
+    assert h[nuclei].mean() > h[~nuclei].mean()  # nuclei bright
+    assert separation(h) > 2 * separation(luminance)
+    # a grey image stored as RGB keeps its luminance, whatever ``colour`` says
+    grey = np.repeat(rgb[:1], 3, axis=0)
+    assert is_coloured(rgb) and not is_coloured(grey)
+    np.testing.assert_array_equal(
+        to_single_channel(grey, meta, colour="hematoxylin"), to_single_channel(grey, meta)
+    )
+
+
+def test_warm_start_continues_from_the_fitted_weights():
+    train = [synthetic.nuclei(shape=(64, 64), n_nuclei=6, seed=s) for s in range(2)]
+    images, labels = [s.image for s in train], [s.labels for s in train]
+    kw = {"filters": (4, 8), "epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch": 32}
+    model = UNetSegmenter(**kw).fit(images, labels, progress=False)
+
+    def weights():  # the learned parameters (batch-norm statistics move in any training step)
+        return {k: v.detach().clone() for k, v in model.net_.named_parameters()}
+
+    before = weights()
+    # no learning at all: a warm start keeps the weights, a cold start draws new ones
+    model.set_params(learning_rate=0.0, seed=1)
+    model.fit(images, labels, progress=False, warm_start=True)
+    assert all(torch.equal(before[k], v) for k, v in weights().items())
+    model.fit(images, labels, progress=False)
+    assert not all(torch.equal(before[k], v) for k, v in weights().items())
+    with pytest.raises(ValueError, match="colour"):
+        UNetSegmenter(colour="sepia", **kw).fit(images, labels, progress=False)
+    with pytest.raises(Exception, match="not"):
+        UNetSegmenter(**kw).fit(images, labels, progress=False, warm_start=True)

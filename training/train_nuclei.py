@@ -1,6 +1,8 @@
 """Train the bundled `nuclei` model on the DSB2018 training split, tune it, score it, save it.
 
     python training/train_nuclei.py [--epochs 24] [--steps 100] [--out MODEL_FOLDER]
+    python training/train_nuclei.py --init nuclei --colour hematoxylin --epochs 40 \
+        --learning-rate 1e-3 --runs runs/nuclei-ft   # fine-tune the bundled model
 
 Data: ../shared/data/dsb2018/train, split by `cellscape.datasets.dsb2018_split` into
 train (552) and the project's validation split (112 images, never used here except for the
@@ -20,6 +22,7 @@ from pathlib import Path
 from cellscape import metrics
 from cellscape.datasets import dsb2018_split, split_ids
 from cellscape.methods.unet import UNetSegmenter
+from cellscape.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dsb2018" / "train"
@@ -52,6 +55,11 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "nuclei")
     parser.add_argument("--out", type=Path, default=ROOT / "src/cellscape/data/models/nuclei")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--init", help="start from this model's weights (a name or folder) instead of new ones"
+    )
+    parser.add_argument("--colour", choices=("luminance", "hematoxylin"), default="luminance")
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     args = parser.parse_args()
 
     train_pairs, val_pairs = dsb2018_split(args.data)
@@ -63,11 +71,19 @@ def main() -> None:
     fit_x, fit_y, fit_m = load(fit_pairs)
     tune_x, tune_y, tune_m = load(tune_pairs)
 
-    model = UNetSegmenter(
-        filters=tuple(int(f) for f in args.filters.split(",")),
-        epochs=args.epochs,
-        steps_per_epoch=args.steps,
-    )
+    schedule = {
+        "epochs": args.epochs,
+        "steps_per_epoch": args.steps,
+        "colour": args.colour,
+        "learning_rate": args.learning_rate,
+    }
+    if args.init:
+        model = load_model(args.init)
+        earlier = model.info_
+        model.set_params(**schedule)
+    else:
+        earlier = None
+        model = UNetSegmenter(filters=tuple(int(f) for f in args.filters.split(",")), **schedule)
     model.fit(
         fit_x,
         fit_y,
@@ -77,9 +93,18 @@ def main() -> None:
         val_metas=tune_m,
         checkpoint_dir=args.runs,
         threads=args.threads,
+        warm_start=bool(args.init),
     )
     # all epochs, also those of an interrupted run this one resumed
     train_seconds = sum(model.info_["history"]["seconds"])
+    if earlier is not None:  # the whole cost of the weights: the run it started from too
+        train_seconds += earlier.get("train_seconds", 0)
+        model.info_["initialised_from"] = {
+            "model": args.init,
+            "command": earlier.get("command"),
+            "train_seconds": earlier.get("train_seconds"),
+            "validation": earlier.get("validation"),
+        }
 
     # post-processing thresholds picked on the tune images (never on the validation split);
     # the network runs once per image, only the cheap watershed is repeated

@@ -19,7 +19,12 @@ from scipy import ndimage as ndi
 from ..errors import CellscapeError
 from ..io import ImageMeta
 from ..post.watershed import maps_to_instances
-from ..preprocess import bright_background, normalize_percentile, to_single_channel
+from ..preprocess import (
+    COLOUR_MODES,
+    bright_background,
+    normalize_percentile,
+    to_single_channel,
+)
 from ..quantify import median_diameter
 from .base import CONFIG_NAME, Segmenter
 
@@ -27,15 +32,20 @@ WEIGHTS_NAME = "weights.safetensors"
 
 
 def network_input(
-    image: np.ndarray, meta: ImageMeta | None = None, channel: int | str | None = None
+    image: np.ndarray,
+    meta: ImageMeta | None = None,
+    channel: int | str | None = None,
+    colour: str = "luminance",
 ) -> np.ndarray:
     """The network's input: one channel, percentile-normalised, bright objects.
+
+    ``channel`` and ``colour`` pick the plane as in :func:`cellscape.preprocess.to_single_channel`.
 
     Returns
     -------
     ndarray of float32, shape (1, Y, X)
     """
-    plane = normalize_percentile(to_single_channel(image, meta, channel), 1.0, 99.8)
+    plane = normalize_percentile(to_single_channel(image, meta, channel, colour), 1.0, 99.8)
     if bright_background(plane):
         plane = 1.0 - plane
     return plane[None].astype(np.float32)
@@ -77,7 +87,10 @@ class UNetSegmenter(Segmenter):
     filters : tuple of int
         U-Net feature maps per level (width and depth).
     channel : int or str or None
-        Channel to segment in multi-channel images (colour images use their luminance).
+        Channel to segment in multi-channel images.
+    colour : {"luminance", "hematoxylin"}
+        How colour images become one plane: their luminance, or their hematoxylin stain
+        density (H&E histology; grey images stored as RGB keep the luminance).
     epochs, steps_per_epoch, batch_size, patch : int
         Training length and batches of ``batch_size`` random ``patch`` x ``patch`` crops.
     learning_rate : float
@@ -110,6 +123,7 @@ class UNetSegmenter(Segmenter):
         self,
         filters: tuple[int, ...] = (16, 32, 64, 128),
         channel: int | str | None = None,
+        colour: str = "luminance",
         epochs: int = 30,
         steps_per_epoch: int = 100,
         batch_size: int = 8,
@@ -127,6 +141,7 @@ class UNetSegmenter(Segmenter):
     ):
         self.filters = tuple(filters)
         self.channel = channel
+        self.colour = colour
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.batch_size = batch_size
@@ -160,8 +175,9 @@ class UNetSegmenter(Segmenter):
         checkpoint_dir: str | os.PathLike | None = None,
         progress: bool = True,
         threads: int | None = None,
+        warm_start: bool = False,
     ) -> UNetSegmenter:
-        """Train the network from scratch on images and their instance labels.
+        """Train the network on images and their instance labels.
 
         Parameters
         ----------
@@ -174,12 +190,21 @@ class UNetSegmenter(Segmenter):
             Held-out images whose loss picks the best epoch.
         checkpoint_dir : path, optional
             Checkpoint every epoch there; an interrupted fit resumes from it.
+        warm_start : bool, default False
+            Start from the current weights of a fitted model (fine-tuning, for example a
+            bundled model on new images or with another ``colour``) instead of new ones. The
+            filters must be those of the fitted network.
         """
         from ..nn.train import TrainConfig, train_network
 
+        if self.colour not in COLOUR_MODES:
+            raise ValueError(f"colour must be one of {COLOUR_MODES}, got {self.colour!r}")
+        if warm_start:
+            self._check_fitted()
+
         metas = metas or [None] * len(images)
         train = [
-            _prepare_pair(i, t, m, self.channel)
+            _prepare_pair(i, t, m, self.channel, self.colour)
             for i, t, m in zip(images, targets, metas, strict=True)
         ]
         sampler = PatchSampler(train, self.patch, self.batch_size, self.scale_range)
@@ -187,13 +212,14 @@ class UNetSegmenter(Segmenter):
         if val_images:
             val_metas = val_metas or [None] * len(val_images)
             val = [
-                _prepare_pair(i, t, m, self.channel)
+                _prepare_pair(i, t, m, self.channel, self.colour)
                 for i, t, m in zip(val_images, val_targets, val_metas, strict=True)
             ]
             val_sampler = PatchSampler(val, self.patch, self.batch_size, (1.0, 1.0), augment=False)
             vrng = np.random.default_rng(12345)
             val_batches = [val_sampler(vrng) for _ in range(max(4, len(val) // self.batch_size))]
-        self.net_ = self._build()
+        if not warm_start:
+            self.net_ = self._build()
         config = TrainConfig(
             epochs=self.epochs,
             steps_per_epoch=self.steps_per_epoch,
@@ -250,7 +276,7 @@ class UNetSegmenter(Segmenter):
 
     def _maps_and_labels(self, image, meta, want_labels: bool):
         self._check_fitted()
-        x = network_input(image, meta, self.channel)
+        x = network_input(image, meta, self.channel, self.colour)
         shape = np.asarray(image).shape[-2:]
         if self.diameter or not self.auto_diameter:
             maps = self._maps_at(x, self.scale_for(self.diameter), shape)
@@ -343,8 +369,8 @@ class UNetSegmenter(Segmenter):
 # ----------------------------------------------------------------------------------------------
 
 
-def _prepare_pair(image, labels, meta, channel):
-    x = network_input(image, meta, channel)[0]
+def _prepare_pair(image, labels, meta, channel, colour: str = "luminance"):
+    x = network_input(image, meta, channel, colour)[0]
     labels = np.asarray(labels)
     if labels.shape != x.shape:
         raise ValueError(f"labels {labels.shape} do not match image {x.shape}")

@@ -459,7 +459,7 @@ def fit_unet(
         lab = np.asarray(lab)
         if lab.max() <= 0:
             raise CellscapeError(None, "no cells painted: paint or curate some cells first")
-        pairs.append(_prepare_pair(im, lab, None, model.channel))
+        pairs.append(_prepare_pair(im, lab, None, model.channel, model.colour))
     patch = min(model.patch, *(min(x.shape) for x, _ in pairs))
     patch = max(16, patch // 16 * 16)
     sampler = PatchSampler(pairs, patch, model.batch_size, model.scale_range)
