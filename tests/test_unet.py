@@ -34,6 +34,34 @@ def test_tiled_prediction_equals_whole_image_prediction():
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
+def test_bfloat16_inference_stays_close_to_float32():
+    torch.manual_seed(0)
+    net = UNet(in_channels=1, out_channels=2, filters=(4, 8, 16)).eval()
+    image = np.random.default_rng(0).random((1, 96, 80)).astype(np.float32)
+    full = predict_tiled(net, image, tile=64, divisor=net.divisor, transform=torch.sigmoid)
+    low = predict_tiled(
+        net, image, tile=64, divisor=net.divisor, transform=torch.sigmoid, precision="bfloat16"
+    )
+    assert low.dtype == np.float32 and low.shape == full.shape
+    assert 0 < np.abs(low - full).max() < 0.02  # really computed in bfloat16, and close
+    with pytest.raises(ValueError, match="precision"):
+        predict_tiled(net, image, precision="float8")
+
+
+def test_tiles_are_as_few_as_possible_and_share_the_length_evenly():
+    from cellscape.nn.infer import _balanced_tile, _starts
+
+    assert _balanced_tile(1024, 512, 32, 16) == 368  # 3 tiles of 368, not 3 of 512
+    assert _balanced_tile(300, 512, 32, 16) == 304  # one padded tile
+    for length in range(100, 3000, 37):
+        edge = _balanced_tile(length, 512, 32, 16)
+        starts = _starts(max(length, edge), edge, 32)
+        fewest = 1 if length <= 512 else int(np.ceil((length - 32) / (512 - 32)))
+        assert edge <= 512 and edge % 16 == 0 and len(starts) == fewest
+        assert starts[0] == 0 and starts[-1] + edge == max(length, edge)
+        assert all(np.diff(starts) <= edge - 32)  # the overlap is kept
+
+
 def test_instance_targets_by_hand():
     labels = np.zeros((7, 9), np.int32)
     labels[1:6, 1:4] = 1  # 5 x 3 cell

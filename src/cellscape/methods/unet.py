@@ -109,9 +109,14 @@ class UNetSegmenter(Segmenter):
         take the median diameter of what was found, and segment again at the matching scale
         when it differs from ``diameter_`` by more than 25% (up to twice the time).
     tile : int
-        Tile size for inference; memory is bounded by it.
+        Largest tile edge for inference (px); memory is bounded by it. Images up to this size
+        run in one piece (no seams, the most context).
     tta : bool
         Average the predictions over the 4 flips (4x slower, a little more accurate).
+    precision : {"auto", "float32", "bfloat16"}
+        Arithmetic of inference: ``"auto"`` uses bfloat16 on CPUs that compute it natively
+        (2-3x faster; same scores on the DSB2018 tune images) and float32 elsewhere; choose
+        ``"float32"`` for results identical across machines.
     seed : int
         Random seed of training.
     """
@@ -135,8 +140,9 @@ class UNetSegmenter(Segmenter):
         min_size: int = 8,
         diameter: float | None = None,
         auto_diameter: bool = False,
-        tile: int = 512,
+        tile: int = 1024,
         tta: bool = False,
+        precision: str = "auto",
         seed: int = 0,
     ):
         self.filters = tuple(filters)
@@ -155,6 +161,7 @@ class UNetSegmenter(Segmenter):
         self.auto_diameter = auto_diameter
         self.tile = tile
         self.tta = tta
+        self.precision = precision
         self.seed = seed
 
     # ------------------------------------------------------------------------------------------
@@ -308,13 +315,13 @@ class UNetSegmenter(Segmenter):
             return torch.cat([torch.softmax(logits[:, :3], 1), torch.sigmoid(logits[:, 3:])], 1)
 
         net = self.net_.eval()
-        maps = predict_tiled(net, x, tile=self.tile, divisor=net.divisor, transform=transform)
+        kw = {"tile": self.tile, "divisor": net.divisor, "transform": transform}
+        kw["precision"] = self.precision
+        maps = predict_tiled(net, x, **kw)
         if self.tta:
             for axes in ((2,), (1,), (1, 2)):
                 flipped = np.flip(x, axis=axes).copy()
-                m = predict_tiled(
-                    net, flipped, tile=self.tile, divisor=net.divisor, transform=transform
-                )
+                m = predict_tiled(net, flipped, **kw)
                 maps += np.flip(m, axis=axes)
             maps /= 4
         if abs(scale - 1.0) > 0.05:

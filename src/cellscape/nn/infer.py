@@ -6,7 +6,9 @@ the least context, so seams do not show in the output maps; memory is bounded by
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,8 +41,9 @@ def predict_tiled(
     tile: int = 512,
     overlap: int = 32,
     divisor: int = 16,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Run ``net`` over ``image`` tile by tile and blend the outputs.
 
@@ -57,8 +60,15 @@ def predict_tiled(
         Pixels shared by neighbouring tiles; should be at least the network's useful context.
     divisor : int
         The network's input size must be a multiple of this (``2 ** (levels - 1)`` for a U-Net).
+    batch_size : int, optional
+        Tiles per forward pass (default: as many as make about a million pixels, which bounds
+        the memory of the activations whatever the tile size).
     transform : callable, optional
         Applied to the network output of each batch (e.g. a softmax) before blending.
+    precision : {"float32", "bfloat16", "auto"}
+        Arithmetic of the network: ``"bfloat16"`` runs it under CPU autocast (2-3x faster on
+        processors with native bfloat16, such as AVX512-BF16 / AMX; the maps change in the third
+        digit), ``"auto"`` picks it only on such processors (:func:`fast_bfloat16`).
 
     Returns
     -------
@@ -67,9 +77,10 @@ def predict_tiled(
     image = np.asarray(image, dtype=np.float32)
     _, height, width = image.shape
     tile = int(np.ceil(tile / divisor) * divisor)
-    # small images: one tile of the padded size
-    th = min(tile, int(np.ceil(height / divisor) * divisor))
-    tw = min(tile, int(np.ceil(width / divisor) * divisor))
+    # as few tiles as cover each axis, shrunk to share the length evenly: a 1024-px side in
+    # 512-px tiles becomes 3 tiles of 368 px, not 3 of 512 (2.25x the pixels to compute)
+    th = _balanced_tile(height, tile, overlap, divisor)
+    tw = _balanced_tile(width, tile, overlap, divisor)
     pad_h, pad_w = max(th - height, 0), max(tw - width, 0)
     padded = np.pad(
         image,
@@ -84,14 +95,25 @@ def predict_tiled(
     out: np.ndarray | None = None
     norm = np.zeros((ph, pw), dtype=np.float32)
     corners = [(y, x) for y in ys for x in xs]
+    if batch_size is None:
+        batch_size = max(1, (1 << 20) // (th * tw))
+    if precision not in ("float32", "bfloat16", "auto"):
+        raise ValueError(f"precision must be float32, bfloat16 or auto, got {precision!r}")
+    low = precision == "bfloat16" or (precision == "auto" and fast_bfloat16())
+    if isinstance(net, torch.nn.Module):
+        # channels-last convolutions are 1.5-2x faster on CPU (oneDNN); same numbers
+        net = net.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         for i in range(0, len(corners), batch_size):
             chunk = corners[i : i + batch_size]
             batch = np.stack([padded[:, y : y + th, x : x + tw] for y, x in chunk])
-            pred = net(torch.from_numpy(batch))
+            batch_t = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                pred = net(batch_t)
+            pred = pred.float()  # the transform (a softmax: sums to 1) in float32
             if transform is not None:
                 pred = transform(pred)
-            pred = pred.float().numpy()
+            pred = pred.numpy()
             if out is None:
                 out = np.zeros((pred.shape[1], ph, pw), dtype=np.float32)
             for (y, x), p in zip(chunk, pred, strict=True):
@@ -104,6 +126,30 @@ def predict_tiled(
     assert out is not None
     out /= norm
     return out[:, :height, :width]
+
+
+@functools.cache
+def fast_bfloat16() -> bool:
+    """True when this CPU computes bfloat16 natively (Linux flags avx512_bf16 or amx_bf16) and
+    torch can use it (oneDNN); elsewhere bfloat16 autocast would be slower than float32."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _balanced_tile(length: int, tile: int, overlap: int, divisor: int) -> int:
+    """Edge of the tiles along an axis of ``length`` px: the fewest tiles of at most ``tile``
+    px that cover it with ``overlap`` shared px, made equal (a multiple of ``divisor``)."""
+    whole = int(np.ceil(length / divisor) * divisor)
+    if whole <= tile:
+        return whole  # one tile of the padded size
+    n = int(np.ceil((length - overlap) / (tile - overlap)))
+    edge = int(np.ceil(((length - overlap) / n + overlap) / divisor) * divisor)
+    return min(tile, max(edge, 2 * overlap))
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
