@@ -241,3 +241,33 @@ def test_warm_start_continues_from_the_fitted_weights():
         UNetSegmenter(colour="sepia", **kw).fit(images, labels, progress=False)
     with pytest.raises(Exception, match="not"):
         UNetSegmenter(**kw).fit(images, labels, progress=False, warm_start=True)
+
+
+def test_folding_batchnorm_keeps_the_outputs_and_leaves_the_trainable_net_alone():
+    from cellscape.nn.unet import fuse_batchnorm
+
+    torch.manual_seed(0)
+    net = UNet(in_channels=1, out_channels=3, filters=(4, 8, 16))
+    net.train()
+    for _ in range(3):  # give the batch norms non-trivial running statistics
+        net(torch.randn(2, 1, 32, 32) * 3 + 1)
+    net.eval()
+    fused = fuse_batchnorm(net)
+    x = torch.randn(1, 1, 48, 64)
+    with torch.inference_mode():
+        np.testing.assert_allclose(fused(x).numpy(), net(x).numpy(), atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+
+
+def test_inference_follows_weights_changed_in_place():
+    train = [synthetic.nuclei(shape=(64, 64), n_nuclei=6, seed=s) for s in range(2)]
+    kw = {"filters": (4, 8), "epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch": 32}
+    model = UNetSegmenter(**kw).fit(
+        [s.image for s in train], [s.labels for s in train], progress=False
+    )
+    before = model.predict_maps(train[0].image)
+    np.testing.assert_allclose(model.predict_maps(train[0].image), before)  # cached, same
+    with torch.no_grad():  # as an optimiser step on the same network would
+        model.net_.head.bias.add_(5.0)
+    assert not np.allclose(model.predict_maps(train[0].image), before)

@@ -314,7 +314,7 @@ class UNetSegmenter(Segmenter):
         def transform(logits: torch.Tensor) -> torch.Tensor:
             return torch.cat([torch.softmax(logits[:, :3], 1), torch.sigmoid(logits[:, 3:])], 1)
 
-        net = self.net_.eval()
+        net = self._inference_net()
         kw = {"tile": self.tile, "divisor": net.divisor, "transform": transform}
         kw["precision"] = self.precision
         maps = predict_tiled(net, x, **kw)
@@ -327,6 +327,19 @@ class UNetSegmenter(Segmenter):
         if abs(scale - 1.0) > 0.05:
             maps = np.stack([_resize(m, shape) for m in maps])
         return maps
+
+    def _inference_net(self):
+        """The network with its batch normalisation folded into the convolutions, rebuilt
+        whenever the weights change (a new network, or training in place: every in-place
+        update bumps a tensor's version counter)."""
+        from ..nn.unet import fuse_batchnorm
+
+        tensors = [*self.net_.parameters(), *self.net_.buffers()]
+        key = (id(self.net_), sum(t._version for t in tensors))
+        cached = getattr(self, "_fused_net", None)
+        if cached is None or cached[0] != key:
+            self._fused_net = (key, fuse_batchnorm(self.net_))
+        return self._fused_net[1]
 
     def labels_from_maps(self, maps: np.ndarray) -> np.ndarray:
         """Instance labels from the output of :meth:`predict_maps` (the post-processing alone)."""
