@@ -125,19 +125,20 @@ def test_console_script_reports_bad_input_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_segment_with_diameter_zero_estimates_size_and_finds_large_nuclei(tmp_path):
+def test_segment_with_diameter_zero_estimates_size_and_finds_small_nuclei(tmp_path):
     from cellscape import metrics, synthetic
 
-    # nuclei about half the size the bundled model learned (~20 px)
-    sim = synthetic.nuclei(shape=(192, 192), n_nuclei=6, radius=(4, 5), seed=3)
-    io.write_tiff(tmp_path / "big.tif", sim.image)
+    # nuclei of 6-8 px, a third of the size the bundled model learned (~20 px): at the learned
+    # scale alone about half of them are missed or merged (AP@0.5 0.56 when this was written)
+    sim = synthetic.nuclei(shape=(256, 256), n_nuclei=16, radius=(3, 4), seed=3)
+    io.write_tiff(tmp_path / "small.tif", sim.image)
     scores = {}
     for diameter in ("0", None):
         out = tmp_path / f"out{diameter}"
-        args = ["segment", str(tmp_path / "big.tif"), "--model", "nuclei", "--out", str(out)]
+        args = ["segment", str(tmp_path / "small.tif"), "--model", "nuclei", "--out", str(out)]
         result = runner.invoke(app, args + (["--diameter", diameter] if diameter else []))
         assert result.exit_code == 0, result.output
-        masks = io.read_labels(out / "big_masks.tif")
+        masks = io.read_labels(out / "small_masks.tif")
         scores[diameter] = metrics.image_scores(sim.labels, masks)["ap@0.5"]
-    assert scores["0"] >= 0.8
-    assert scores["0"] > scores[None]  # at the learned scale alone, small nuclei are missed
+    assert scores["0"] >= 0.7  # 0.76 when this was written
+    assert scores["0"] >= scores[None] + 0.1  # the size estimate is what finds them

@@ -27,10 +27,17 @@ def equivalent_diameters(labels: np.ndarray) -> np.ndarray:
     return 2.0 * np.sqrt(areas / np.pi)
 
 
-def median_diameter(label_images) -> float | None:
+def median_diameter(label_images, min_area: int = 0) -> float | None:
     """Median equivalent diameter (pixels) over all objects of several label images; ``None``
-    when there is no object."""
-    diameters = [d for labels in label_images for d in equivalent_diameters(labels)]
+    when there is no object.
+
+    Objects smaller than ``min_area`` pixels are left out: specks of a predicted foreground
+    would otherwise outnumber the cells and pull the median down to a pixel or two.
+    """
+    min_diameter = 2.0 * np.sqrt(min_area / np.pi)
+    diameters = [
+        d for labels in label_images for d in equivalent_diameters(labels) if d >= min_diameter
+    ]
     return float(np.median(diameters)) if diameters else None
 
 

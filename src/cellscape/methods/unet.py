@@ -293,9 +293,10 @@ class UNetSegmenter(Segmenter):
         maps = self._maps_at(x, 1.0, shape)
         labels = self.labels_from_maps(maps)
         # the size is read off the predicted foreground, not the instances: cells much larger
-        # than the learned size come out in fragments, whose size would hide the mismatch
+        # than the learned size come out in fragments, whose size would hide the mismatch;
+        # pieces below min_size are specks (around large cells they outnumber the cells)
         foreground, _ = ndi.label(1.0 - maps[0] > self.foreground_threshold)
-        scale = self.scale_for(median_diameter([foreground]))
+        scale = self.scale_for(median_diameter([foreground], min_area=self.min_size))
         if not 0.8 <= scale <= 1.25:
             maps = self._maps_at(x, scale, shape)
             labels = self.labels_from_maps(maps) if want_labels else None
