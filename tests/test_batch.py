@@ -133,6 +133,23 @@ def test_segment_many_isolates_failures_and_merges_tables(tmp_path, client):
     assert masks.max() == report.outcomes[1].n_cells
 
 
+def test_pixel_size_reaches_the_tables_and_a_new_one_redoes_the_images(tmp_path, client):
+    _write_images(tmp_path / "in", n=2)
+    kw = {"client": client}
+    opts = batch.OutputOptions(pixel_size=0.5)
+    first = batch.segment_many([tmp_path / "in"], "classical", tmp_path / "out", opts, **kw)
+    table = pd.read_csv(first.table)
+    assert (table["area_um2"] == table["area"] * 0.25).all()
+    same = batch.segment_many([tmp_path / "in"], "classical", tmp_path / "out", opts, **kw)
+    assert len(same.skipped) == 2
+    # another pixel size changes the outputs, so nothing done under the old one is reused
+    other = batch.OutputOptions(pixel_size=0.25)
+    again = batch.segment_many([tmp_path / "in"], "classical", tmp_path / "out", other, **kw)
+    assert len(again.done) == 2
+    table = pd.read_csv(again.table)
+    assert (table["area_um2"] == table["area"] * 0.0625).all()
+
+
 def test_killed_batch_resumes_without_losing_or_redoing_work(tmp_path, client):
     _write_images(tmp_path / "in", n=5)
     out = tmp_path / "out"

@@ -142,3 +142,18 @@ def test_segment_with_diameter_zero_estimates_size_and_finds_small_nuclei(tmp_pa
         scores[diameter] = metrics.image_scores(sim.labels, masks)["ap@0.5"]
     assert scores["0"] >= 0.7  # 0.76 when this was written
     assert scores["0"] >= scores[None] + 0.1  # the size estimate is what finds them
+
+
+def test_segment_pixel_size_sets_um_columns_and_is_checked(tmp_path, disks):
+    image, _ = disks
+    io.write_tiff(tmp_path / "a.tif", image)
+    args = ["segment", str(tmp_path / "a.tif"), "--model", "classical", "--save-csv"]
+    result = runner.invoke(app, args + ["--out", str(tmp_path / "o"), "--pixel-size", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "pixels only" in result.output  # classical has no physical scale: the user is told
+    table = pd.read_csv(tmp_path / "o" / "a_cells.csv")
+    assert (table["area_um2"] == table["area"] * 0.25).all()
+    assert io.read_image(tmp_path / "o" / "a_masks.tif")[1].pixel_size == 0.5
+    result = runner.invoke(app, args + ["--out", str(tmp_path / "z"), "--pixel-size", "0"])
+    assert result.exit_code == 2
+    assert "--pixel-size must be positive" in result.output

@@ -279,3 +279,29 @@ def test_inference_follows_weights_changed_in_place():
     with torch.no_grad():  # as an optimiser step on the same network would
         model.net_.head.bias.add_(5.0)
     assert not np.allclose(model.predict_maps(train[0].image), before)
+
+
+def test_learned_physical_size_rescales_by_the_pixel_size_of_each_image():
+    from cellscape.io import ImageMeta
+
+    train = [synthetic.nuclei(shape=(64, 64), n_nuclei=5, seed=s) for s in range(2)]
+    model = UNetSegmenter(filters=(4, 8), epochs=1, steps_per_epoch=1, batch_size=2, patch=32)
+    # no pixel size recorded: sizes are known in pixels only
+    model.fit([s.image for s in train], [s.labels for s in train], progress=False)
+    assert model.diameter_um_ is None and not model.uses_pixel_size
+    assert model.expected_diameter(ImageMeta(axes="YX", pixel_size=0.5)) is None
+    # trained on 0.25 µm pixels: an image of 0.5 µm pixels shows the same cells half as wide
+    metas = [ImageMeta(axes="YX", pixel_size=0.25)] * 2
+    model.fit([s.image for s in train], [s.labels for s in train], metas, progress=False)
+    assert model.uses_pixel_size
+    assert model.diameter_um_ == pytest.approx(model.diameter_ * 0.25, rel=0.05)
+    expected = model.expected_diameter(ImageMeta(axes="YX", pixel_size=0.5))
+    assert model.scale_for(expected) == pytest.approx(2.0, rel=0.05)
+    assert model.expected_diameter(ImageMeta(axes="YX")) is None  # no pixel size: learned scale
+    model.set_params(diameter=10.0)  # a diameter given by the user wins
+    assert model.expected_diameter(ImageMeta(axes="YX", pixel_size=0.5)) == 10.0
+    # and the learned physical size survives save / load
+    state = model._state()
+    again = UNetSegmenter()
+    again._set_state(state)
+    assert again.diameter_um_ == pytest.approx(model.diameter_um_)

@@ -337,8 +337,12 @@ def segment_many(
             raise CellscapeError(p, f"same output name '{stem}' as {stems[stem]}; rename one")
         stems[stem] = p
     opts = options or OutputOptions()
-    opts = OutputOptions(save_png=opts.save_png, save_rois=opts.save_rois, save_csv=True)
-    option_dict = {"save_png": opts.save_png, "save_rois": opts.save_rois, "save_csv": True}
+    option_dict = {
+        "save_png": opts.save_png,
+        "save_rois": opts.save_rois,
+        "save_csv": True,
+        "pixel_size": opts.pixel_size,
+    }
 
     outcomes: dict[Path, ImageOutcome] = {}
 
@@ -349,7 +353,9 @@ def segment_many(
 
     with cluster_client(client, scheduler=scheduler, n_workers=n_workers) as dask_client:
         ref, _, job = _model_ref(model, model_params, dask_client)
-        job = hashlib.sha256(f"{job}{sorted(option_dict.items())}".encode()).hexdigest()[:16]
+        # options left unset stay out of the key, so that adding an option keeps old runs valid
+        set_options = sorted((k, v) for k, v in option_dict.items() if v is not None)
+        job = hashlib.sha256(f"{job}{set_options}".encode()).hexdigest()[:16]
         records = _load_records(out) if resume else {}
         todo = []
         for p in paths:
@@ -575,6 +581,7 @@ def segment_large(
     max_diameter: float | None = None,
     skip_empty: bool = False,
     model_params: dict | None = None,
+    pixel_size: float | None = None,
     client=None,
     scheduler: str | None = None,
     n_workers: int | None = None,
@@ -611,6 +618,9 @@ def segment_large(
         :func:`foreground_blocks`); for bright objects on a dark background.
     model_params : dict, optional
         Model parameters to override.
+    pixel_size : float, optional
+        Pixel size (µm) to use instead of the one the file records (also written to the
+        output's scale).
     client, scheduler, n_workers
         The cluster, as for :func:`segment_many`.
     progress : callable, optional
@@ -627,6 +637,8 @@ def segment_large(
     """
     start = time.perf_counter()
     image = io.LazyImage(path)
+    if pixel_size:
+        image.meta = image.meta.with_(pixel_size=float(pixel_size))
     if out is not None and Path(out).resolve() == image.path.resolve():
         out = None  # labels into the input itself, never a copy over it
     if out is None and not io.is_ome_zarr(image.path):

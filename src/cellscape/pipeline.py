@@ -19,11 +19,17 @@ from .errors import CellscapeError, unexpected_error
 
 @dataclass
 class OutputOptions:
-    """Which outputs to write next to ``<stem>_masks.tif``."""
+    """Which outputs to write next to ``<stem>_masks.tif``, and the pixel size to assume.
+
+    ``pixel_size`` (µm per pixel), when given, replaces what each file records (files often
+    record none, or a wrong one): it sets the µm columns of the tables and the scale of models
+    that learned one (``Segmenter.uses_pixel_size``).
+    """
 
     save_png: bool = False
     save_rois: bool = False
     save_csv: bool = False
+    pixel_size: float | None = None
 
 
 @dataclass
@@ -94,6 +100,8 @@ def segment_file(
     start = time.perf_counter()
     try:
         image, meta = io.read_image(path)
+        if options.pixel_size:
+            meta = meta.with_(pixel_size=float(options.pixel_size))
         try:
             labels = model.segment(image, meta)
         except CellscapeError as exc:

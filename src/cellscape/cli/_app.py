@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +20,31 @@ app = typer.Typer(
 )
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+#: ``--pixel-size`` of the segmenting commands (one definition, one help text)
+PixelSizeOption = Annotated[
+    float | None,
+    typer.Option(
+        "--pixel-size",
+        min=0.0,
+        help="Pixel size in µm, used instead of what the files record: sets the µm columns, "
+        "and rescales images for models that learned a physical size.",
+    ),
+]
+
+
+def check_pixel_size(pixel_size: float | None, segmenter, name: str) -> None:
+    """Refuse a zero pixel size; say so once when the model cannot use the pixel size."""
+    if pixel_size is None:
+        return
+    if pixel_size <= 0:
+        raise fail("--pixel-size must be positive (µm per pixel)")
+    if not segmenter.uses_pixel_size:
+        console.print(
+            f"note: model '{name}' knows cell sizes in pixels only (it learned no physical "
+            "scale): --pixel-size sets the µm columns; use --diameter to rescale"
+        )
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, console, err_console, fail, friendly_errors, progress_bar
+from ._app import (
+    PixelSizeOption,
+    app,
+    check_pixel_size,
+    console,
+    err_console,
+    fail,
+    friendly_errors,
+    progress_bar,
+)
 
 
 @app.command("batch")
@@ -39,6 +48,7 @@ def batch_command(
         float | None, typer.Option(help="Typical cell diameter in pixels (default: estimated).")
     ] = None,
     channel: Annotated[str | None, typer.Option(help="Channel to segment: index or name.")] = None,
+    pixel_size: PixelSizeOption = None,
     save_png: Annotated[bool, typer.Option(help="Write an outline overlay PNG per image.")] = False,
     save_rois: Annotated[bool, typer.Option(help="Write an ImageJ ROI zip per image.")] = False,
     resume: Annotated[
@@ -59,6 +69,10 @@ def batch_command(
     if not paths:
         raise fail(f"no images found in {', '.join(inputs)}")
     chan: int | str | None = int(channel) if channel is not None and channel.isdigit() else channel
+    if pixel_size is not None:  # the note about models without a physical scale, before the run
+        from ..models import load_model
+
+        check_pixel_size(pixel_size, load_model(model, channel=chan), str(model))
     with progress_bar(len(paths)) as progress:
         task = progress.add_task("segmenting", total=len(paths))
 
@@ -71,7 +85,9 @@ def batch_command(
             [str(p) for p in paths],
             model,
             out,
-            OutputOptions(save_png=save_png, save_rois=save_rois, save_csv=True),
+            OutputOptions(
+                save_png=save_png, save_rois=save_rois, save_csv=True, pixel_size=pixel_size
+            ),
             model_params={"diameter": diameter, "channel": chan},
             scheduler=scheduler,
             n_workers=workers,

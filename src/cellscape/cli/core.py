@@ -15,7 +15,16 @@ import typer
 from rich.table import Table
 
 from ..errors import CellscapeError
-from ._app import app, console, err_console, fail, friendly_errors, progress_bar
+from ._app import (
+    PixelSizeOption,
+    app,
+    check_pixel_size,
+    console,
+    err_console,
+    fail,
+    friendly_errors,
+    progress_bar,
+)
 
 EXAMPLES = {
     "nuclei": "nuclei images (fluorescence, H&E histology, bright field) from the Data Science "
@@ -67,6 +76,7 @@ def segment(
             "the luminance of colour images)."
         ),
     ] = None,
+    pixel_size: PixelSizeOption = None,
     save_png: Annotated[bool, typer.Option(help="Write an outline overlay PNG per image.")] = False,
     save_rois: Annotated[bool, typer.Option(help="Write an ImageJ ROI zip per image.")] = False,
     save_csv: Annotated[
@@ -93,7 +103,10 @@ def segment(
     segmenter = load_model(model or DEFAULT_MODEL, diameter=diameter or None, channel=chan)
     if diameter == 0 and "auto_diameter" in segmenter.get_params():
         segmenter.set_params(auto_diameter=True)
-    options = OutputOptions(save_png=save_png, save_rois=save_rois, save_csv=save_csv)
+    check_pixel_size(pixel_size, segmenter, model or DEFAULT_MODEL)
+    options = OutputOptions(
+        save_png=save_png, save_rois=save_rois, save_csv=save_csv, pixel_size=pixel_size
+    )
 
     results = []
     with progress_bar(len(paths)) as progress:
@@ -101,7 +114,7 @@ def segment(
         for path in paths:
             progress.update(task, description=f"segmenting {path.name}")
             if is_large(path):  # bigger than memory: block-wise on Dask, OME-Zarr labels
-                result = segment_large_file(path, segmenter, out)
+                result = segment_large_file(path, segmenter, out, pixel_size=pixel_size)
             else:
                 result = segment_file(path, segmenter, out, options)
             results.append(result)

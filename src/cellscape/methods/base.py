@@ -69,6 +69,12 @@ class Segmenter:
     def segment(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - interface
 
+    @property
+    def uses_pixel_size(self) -> bool:
+        """Whether ``meta.pixel_size`` changes how this model segments (it learned a physical
+        scale); otherwise the pixel size only sets the µm columns of measurement tables."""
+        return False
+
     # -- persistence --------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         """JSON-serialisable learned state (arrays go to safetensors in subclasses)."""

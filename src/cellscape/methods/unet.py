@@ -104,6 +104,10 @@ class UNetSegmenter(Segmenter):
     diameter : float or None
         Typical cell diameter of the images to segment, in pixels. When given, images are
         rescaled so that their cells match the size the network learned (``diameter_``).
+        Otherwise, when the model learned the cells' size in µm (``diameter_um_``: every
+        training image recorded its pixel size) and an image records its pixel size, the
+        image is rescaled by the ratio of the two, as if its cells had the learned physical
+        size.
     auto_diameter : bool
         When ``diameter`` is not given, estimate it: segment once at the image's own scale,
         take the median diameter of what was found, and segment again at the matching scale
@@ -244,6 +248,13 @@ class UNetSegmenter(Segmenter):
             progress=progress,
         )
         self.diameter_ = median_diameter(labels for _, labels in train)
+        # the physical size of the cells, only when every training image says its pixel size
+        sizes = [getattr(m, "pixel_size", None) for m in metas]
+        self.diameter_um_ = None
+        if sizes and all(sizes):
+            per_image = [median_diameter([lab]) for _, lab in train]
+            um = [d * s for d, s in zip(per_image, sizes, strict=True) if d is not None]
+            self.diameter_um_ = float(np.median(um)) if um else None
         self.info_ = {
             "history": history.to_dict(),
             "n_train_images": len(train),
@@ -274,6 +285,21 @@ class UNetSegmenter(Segmenter):
         """Instance labels, shape (Y, X), int32, 0 = background."""
         return self._maps_and_labels(image, meta, want_labels=True)[1]
 
+    @property
+    def uses_pixel_size(self) -> bool:
+        return bool(getattr(self, "diameter_um_", None))
+
+    def expected_diameter(self, meta: ImageMeta | None) -> float | None:
+        """Cell diameter (pixels) to assume for an image: ``diameter`` when given, else the
+        learned physical size at the image's pixel size when both are known, else ``None``."""
+        if self.diameter:
+            return float(self.diameter)
+        pixel_size = getattr(meta, "pixel_size", None)
+        learned_um = getattr(self, "diameter_um_", None)
+        if pixel_size and learned_um:
+            return float(learned_um) / float(pixel_size)
+        return None
+
     def scale_for(self, diameter: float | None) -> float:
         """Zoom factor that brings cells of ``diameter`` pixels to the learned size."""
         learned = getattr(self, "diameter_", None)
@@ -285,8 +311,9 @@ class UNetSegmenter(Segmenter):
         self._check_fitted()
         x = network_input(image, meta, self.channel, self.colour)
         shape = np.asarray(image).shape[-2:]
-        if self.diameter or not self.auto_diameter:
-            maps = self._maps_at(x, self.scale_for(self.diameter), shape)
+        expected = self.expected_diameter(meta)
+        if expected or not self.auto_diameter:
+            maps = self._maps_at(x, self.scale_for(expected), shape)
             return maps, self.labels_from_maps(maps) if want_labels else None
         # first pass at the image's own scale; a second one only when its cells are far from
         # the size the network learned (it saw 0.6-1.6x zooms in training, so +-25% is safe)
@@ -355,10 +382,14 @@ class UNetSegmenter(Segmenter):
 
     # ------------------------------------------------------------------------------------------
     def _state(self) -> dict:
-        return {"diameter_": getattr(self, "diameter_", None)}
+        return {
+            "diameter_": getattr(self, "diameter_", None),
+            "diameter_um_": getattr(self, "diameter_um_", None),
+        }
 
     def _set_state(self, state: dict) -> None:
         self.diameter_ = state.get("diameter_")
+        self.diameter_um_ = state.get("diameter_um_")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``weights.safetensors`` into the folder ``path``."""

@@ -353,6 +353,10 @@ class WholeCell(Segmenter):
         shape = np.asarray(image).shape[-2:]
         return np.stack([from_working_scale(m, shape) for m in maps]).astype(np.float32)
 
+    @property
+    def uses_pixel_size(self) -> bool:
+        return True  # every image is brought to the working pixel size first
+
     def segment(self, image: np.ndarray, meta: ImageMeta | None = None) -> np.ndarray:
         """Whole-cell labels, shape (Y, X), int32, 0 = background (one cell per nucleus)."""
         return self.segment_with_nuclei(image, meta)[0]
