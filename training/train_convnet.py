@@ -83,6 +83,7 @@ def main() -> None:
             checkpoint_dir=out / f"{args.task}_ckpt",
             threads=threads,
         )
+        model.info_["command"] = "python training/train_convnet.py " + " ".join(sys.argv[1:])
         model.info_["train_sets"] = list(train)
         model.info_["held_out_sets"] = list(SPLITS[args.task][2])
         if args.task in ("hela", "types") and (out / "nuclei").is_dir():

@@ -86,6 +86,7 @@ def main() -> None:
         threads=threads,
     )
     model.info_.update(info)
+    model.info_["command"] = "python training/train_wholecell.py " + " ".join(sys.argv[1:])
     model.tile = 1024  # fewer, larger inference tiles: less overlap work on big images
     model.save(out)
     if args.bundle:

@@ -61,6 +61,25 @@ class ModelCard:
         config = read_json(bundled_model_path(self.folder) / "config.json")
         return config.get("info", {})
 
+    def scores(self) -> dict[str, float]:
+        """The headline held-out scores of the model, label -> value, for listings.
+
+        Methods record them under their own keys: ``validation`` (the U-Net's DSB2018 split),
+        ``held_out_metrics`` (conv-nets: held-out DeepCell sets), ``held_out`` (whole cells:
+        one entry per held-out data set, the first shown).
+        """
+        info = self.info()
+        if "validation" in info:
+            found, shown = info["validation"], {"ap_pooled@0.5": "AP@0.5", "dsb2018": "DSB2018"}
+        elif "held_out_metrics" in info:
+            found, shown = info["held_out_metrics"], {"ap50": "AP@0.5", "jaccard_per_cell": "J"}
+        elif "held_out" in info:
+            sets = [v for v in info["held_out"].values() if isinstance(v, dict) and "ap50" in v]
+            found, shown = (sets[0] if sets else {}), {"ap50": "AP@0.5", "sm": "SM"}
+        else:
+            return {}
+        return {label: float(found[k]) for k, label in shown.items() if k in found}
+
 
 BUNDLED: dict[str, ModelCard] = {
     card.name: card

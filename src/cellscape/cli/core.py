@@ -252,15 +252,10 @@ def list_models_command() -> None:
     table.add_column("name")
     table.add_column("method")
     table.add_column("for")
-    table.add_column("validation")
+    table.add_column("held-out scores")
     for card in list_models():
-        info = card.info()
-        scores = info.get("validation", {})
-        shown = {"ap_pooled@0.5": "AP@0.5", "dsb2018": "DSB2018"}
-        score_text = (
-            ", ".join(f"{label} {scores[k]:.3f}" for k, label in shown.items() if k in scores)
-            or "-"
-        )
+        scores = card.scores()
+        score_text = ", ".join(f"{label} {value:.3f}" for label, value in scores.items()) or "-"
         name = card.name + (" (default)" if card.name == DEFAULT_MODEL else "")
         table.add_row(name, card.method, card.purpose, score_text)
     console.print(table)
