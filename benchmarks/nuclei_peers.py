@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["classical", "nuclei"])
     parser.add_argument("--peer", action="append", default=[], help="NAME=FOLDER (val_masks/)")
     parser.add_argument("--limit", type=int, help="first N images only (smoke tests)")
+    parser.add_argument("--figure", type=Path, help="write outlines of one image per kind here")
     args = parser.parse_args()
 
     peers = dict(p.split("=", 1) for p in args.peer)
@@ -53,14 +54,21 @@ def main() -> None:
     models = {name: load_model(name) for name in args.models}
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     kinds = []
+    examples = {}  # kind -> (image, meta, {method: labels}) of its first image, for the figure
     for pair in dsb2018_split(args.data)[1][: args.limit]:
         image, meta, truth = pair.load()
-        kinds.append(image_kind(image, meta))
+        kind = image_kind(image, meta)
+        kinds.append(kind)
+        found = {"truth": truth}
         for name, model in models.items():
-            rows[name].append(metrics.image_scores(truth, model.segment(image, meta)))
+            found[name] = model.segment(image, meta)
         for name, folder in peers.items():
-            masks = io.read_labels(Path(folder) / "val_masks" / f"{pair.id}_masks.tif")
-            rows[name].append(metrics.image_scores(truth, masks))
+            found[name] = io.read_labels(Path(folder) / "val_masks" / f"{pair.id}_masks.tif")
+        for name in methods:
+            rows[name].append(metrics.image_scores(truth, found[name]))
+        if kind not in examples:
+            aps = {name: rows[name][-1]["ap@0.5"] for name in methods}
+            examples[kind] = (image, meta, found, aps)
 
     groups = [("all", range(len(kinds)))]
     for kind in ("fluorescence", "bright field", "histology"):
@@ -74,6 +82,33 @@ def main() -> None:
             s = metrics.summarize([rows[name][i] for i in index])
             cells = " | ".join(f"{s[k]:.3f}" for k in COLUMNS)
             print(f"| {group} ({len(index)}) | {name} | {cells} |", flush=True)
+    if args.figure:
+        figure(examples, ["truth", *methods], args.figure)
+
+
+def figure(examples: dict, columns: list[str], path: Path) -> None:
+    """One row per kind of image, one column per method: outlines over the image, with the
+    image's AP@0.5 in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cellscape.viz import outline_overlay
+
+    fig, axes = plt.subplots(
+        len(examples), len(columns), figsize=(3 * len(columns), 3 * len(examples)), squeeze=False
+    )
+    for row, (kind, (image, meta, found, aps)) in enumerate(examples.items()):
+        for col, name in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(outline_overlay(image, found[name], meta))
+            title = name if name == "truth" else f"{name}: AP@0.5 {aps[name]:.2f}"
+            ax.set_title(f"{kind}, {title}" if col == 0 else title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    print(f"figure: {path}")
 
 
 if __name__ == "__main__":
