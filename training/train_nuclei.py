@@ -60,6 +60,13 @@ def main() -> None:
     )
     parser.add_argument("--colour", choices=("luminance", "hematoxylin"), default="luminance")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument(
+        "--oversample-colour",
+        type=int,
+        default=1,
+        help="draw crops from colour (H&E) images this many times as often: they are the worst "
+        "kind on the tune images and, being small, get few crops otherwise",
+    )
     args = parser.parse_args()
 
     train_pairs, val_pairs = dsb2018_split(args.data)
@@ -69,6 +76,10 @@ def main() -> None:
     tune_pairs = [p for p in train_pairs if p.id in tune_set]
     print(f"fit {len(fit_pairs)}, tune {len(tune_pairs)}, validation {len(val_pairs)} images")
     fit_x, fit_y, fit_m = load(fit_pairs)
+    if args.oversample_colour > 1:
+        extra = [i for i, m in enumerate(fit_m) if m.rgb] * (args.oversample_colour - 1)
+        fit_x, fit_y, fit_m = (v + [v[i] for i in extra] for v in (fit_x, fit_y, fit_m))
+        print(f"colour images drawn {args.oversample_colour}x: {len(extra)} extra entries")
     tune_x, tune_y, tune_m = load(tune_pairs)
 
     schedule = {
@@ -95,6 +106,8 @@ def main() -> None:
         threads=args.threads,
         warm_start=bool(args.init),
     )
+    model.info_["n_train_images"] = len(fit_pairs)  # distinct images, not oversampled entries
+    model.info_["oversample_colour"] = args.oversample_colour
     # all epochs, also those of an interrupted run this one resumed
     train_seconds = sum(model.info_["history"]["seconds"])
     if earlier is not None:  # the whole cost of the weights: the run it started from too
