@@ -27,7 +27,6 @@ PixelSizeOption = Annotated[
     float | None,
     typer.Option(
         "--pixel-size",
-        min=0.0,
         help="Pixel size in µm, used instead of what the files record: sets the µm columns, "
         "and rescales images for models that learned a physical size.",
     ),
@@ -35,7 +34,8 @@ PixelSizeOption = Annotated[
 
 
 def check_pixel_size(pixel_size: float | None, segmenter, name: str) -> None:
-    """Refuse a zero pixel size; say so once when the model cannot use the pixel size."""
+    """Refuse a pixel size that is not positive (the one bound, for every command); say so
+    once when the model cannot use the pixel size."""
     if pixel_size is None:
         return
     if pixel_size <= 0:

@@ -25,7 +25,7 @@ from ..preprocess import (
     normalize_percentile,
     to_single_channel,
 )
-from ..quantify import median_diameter
+from ..quantify import equivalent_diameters, median_diameter
 from .base import CONFIG_NAME, Segmenter
 
 WEIGHTS_NAME = "weights.safetensors"
@@ -252,9 +252,11 @@ class UNetSegmenter(Segmenter):
         sizes = [getattr(m, "pixel_size", None) for m in metas]
         self.diameter_um_ = None
         if sizes and all(sizes):
-            per_image = [median_diameter([lab]) for _, lab in train]
-            um = [d * s for d, s in zip(per_image, sizes, strict=True) if d is not None]
-            self.diameter_um_ = float(np.median(um)) if um else None
+            # the same pooled median as diameter_, each cell scaled by its image's pixel size
+            um = np.concatenate(
+                [equivalent_diameters(lab) * s for (_, lab), s in zip(train, sizes, strict=True)]
+            )
+            self.diameter_um_ = float(np.median(um)) if um.size else None
         self.info_ = {
             "history": history.to_dict(),
             "n_train_images": len(train),
