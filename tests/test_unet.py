@@ -305,3 +305,27 @@ def test_learned_physical_size_rescales_by_the_pixel_size_of_each_image():
     again = UNetSegmenter()
     again._set_state(state)
     assert again.diameter_um_ == pytest.approx(model.diameter_um_)
+
+
+def test_bfloat16_training_learns_and_leaves_a_float32_network():
+    # bfloat16 autocast runs on every CPU torch supports (slowly where it is not native)
+    torch.manual_seed(0)
+    net = UNet(1, 2, filters=(4, 8))
+    rng_data = np.random.default_rng(1)
+    x = torch.from_numpy(rng_data.random((4, 1, 16, 16)).astype(np.float32))
+    target = (x > 0.5).float()
+
+    def sample(rng):
+        return x, target
+
+    def loss(out, y):
+        assert out.dtype == torch.float32  # the loss always sees float32
+        return torch.nn.functional.binary_cross_entropy_with_logits(out[:, :1], y)
+
+    config = TrainConfig(epochs=3, steps_per_epoch=20, learning_rate=0.02, precision="bfloat16")
+    history = train_network(net, sample, loss, config, progress=False)
+    assert history.train_loss[-1] < 0.7 * history.train_loss[0]
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert all(p.is_contiguous() for p in net.parameters())
+    with pytest.raises(ValueError, match="precision"):
+        train_network(net, sample, loss, TrainConfig(precision="half"), progress=False)

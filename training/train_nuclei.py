@@ -67,6 +67,13 @@ def main() -> None:
         help="draw crops from colour (H&E) images this many times as often: they are the worst "
         "kind on the tune images and, being small, get few crops otherwise",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "auto"),
+        default="auto",
+        help="training arithmetic: auto = bfloat16 autocast where the CPU computes it natively "
+        "(about 2x the steps per second)",
+    )
     args = parser.parse_args()
 
     train_pairs, val_pairs = dsb2018_split(args.data)
@@ -105,6 +112,7 @@ def main() -> None:
         checkpoint_dir=args.runs,
         threads=args.threads,
         warm_start=bool(args.init),
+        precision=args.precision,
     )
     model.info_["n_train_images"] = len(fit_pairs)  # distinct images, not oversampled entries
     model.info_["oversample_colour"] = args.oversample_colour

@@ -187,6 +187,7 @@ class UNetSegmenter(Segmenter):
         progress: bool = True,
         threads: int | None = None,
         warm_start: bool = False,
+        precision: str = "float32",
     ) -> UNetSegmenter:
         """Train the network on images and their instance labels.
 
@@ -205,6 +206,9 @@ class UNetSegmenter(Segmenter):
             Start from the current weights of a fitted model (fine-tuning, for example a
             bundled model on new images or with another ``colour``) instead of new ones. The
             filters must be those of the fitted network.
+        precision : {"float32", "bfloat16", "auto"}, default "float32"
+            Arithmetic of training (:class:`cellscape.nn.train.TrainConfig`): ``"auto"`` trains
+            about twice as fast under bfloat16 autocast on CPUs that compute it natively.
         """
         from ..nn.train import TrainConfig, train_network
 
@@ -237,6 +241,7 @@ class UNetSegmenter(Segmenter):
             learning_rate=self.learning_rate,
             seed=self.seed,
             threads=threads,
+            precision=precision,
         )
         history = train_network(
             self.net_,

@@ -97,9 +97,7 @@ def predict_tiled(
     corners = [(y, x) for y in ys for x in xs]
     if batch_size is None:
         batch_size = max(1, (1 << 20) // (th * tw))
-    if precision not in ("float32", "bfloat16", "auto"):
-        raise ValueError(f"precision must be float32, bfloat16 or auto, got {precision!r}")
-    low = precision == "bfloat16" or (precision == "auto" and fast_bfloat16())
+    low = use_bfloat16(precision)
     if isinstance(net, torch.nn.Module):
         # channels-last convolutions are 1.5-2x faster on CPU (oneDNN); same numbers
         net = net.to(memory_format=torch.channels_last)
@@ -129,6 +127,13 @@ def predict_tiled(
 
 
 @functools.cache
+def use_bfloat16(precision: str) -> bool:
+    """Whether ``precision`` ("float32", "bfloat16" or "auto") means bfloat16 autocast here."""
+    if precision not in ("float32", "bfloat16", "auto"):
+        raise ValueError(f"precision must be float32, bfloat16 or auto, got {precision!r}")
+    return precision == "bfloat16" or (precision == "auto" and fast_bfloat16())
+
+
 def fast_bfloat16() -> bool:
     """True when this CPU computes bfloat16 natively (Linux flags avx512_bf16 or amx_bf16) and
     torch can use it (oneDNN); elsewhere bfloat16 autocast would be slower than float32."""

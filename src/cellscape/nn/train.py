@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .. import io
+from .infer import use_bfloat16
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -39,6 +40,11 @@ class TrainConfig:
         Seeds torch and the sampler's random generator.
     threads : int or None
         torch CPU threads (``None`` leaves torch's default).
+    precision : {"float32", "bfloat16", "auto"}
+        Arithmetic of the forward and backward passes: ``"bfloat16"`` runs them under CPU
+        autocast with channels-last tensors (weights, optimiser and loss stay float32; about
+        2x the steps per second on processors with native bfloat16), ``"auto"`` picks it only
+        on such processors (:func:`cellscape.nn.infer.fast_bfloat16`).
     """
 
     epochs: int = 20
@@ -47,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int | None = None
+    precision: str = "float32"
 
 
 @dataclass
@@ -174,6 +181,10 @@ def train_network(
         rng = np.random.default_rng([config.seed, start_epoch])
         torch.manual_seed(config.seed + start_epoch)
 
+    low = use_bfloat16(config.precision)
+    if low:
+        # oneDNN's bfloat16 convolutions are fastest on NHWC tensors
+        net.to(memory_format=torch.channels_last)
     bar = _Progress(total_steps, start_epoch * config.steps_per_epoch, progress)
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -186,7 +197,12 @@ def train_network(
                     group["lr"] = lr_at(step)
                 inputs, targets = sample_batch(rng)
                 optimiser.zero_grad(set_to_none=True)
-                loss = loss_fn(net(inputs), targets)
+                if low:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                    output = net(inputs)
+                # the loss in float32 whatever the arithmetic of the network
+                loss = loss_fn(output.float(), targets)
                 loss.backward()
                 optimiser.step()
                 losses.append(float(loss.detach()))
@@ -215,6 +231,8 @@ def train_network(
         bar.close()
     if best_state is not None:
         load_numpy_state(net, best_state)
+    if low:
+        net.to(memory_format=torch.contiguous_format)
     net.eval()
     return history
 
