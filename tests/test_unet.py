@@ -8,10 +8,11 @@ import torch
 from scipy import ndimage as ndi
 
 from cellscape import synthetic
+from cellscape.errors import CellscapeError
 from cellscape.methods.unet import PatchSampler, UNetSegmenter, instance_targets
 from cellscape.models import load_model
 from cellscape.nn.infer import predict_tiled
-from cellscape.nn.train import TrainConfig, train_network
+from cellscape.nn.train import TrainConfig, train_network, training_device
 from cellscape.nn.unet import UNet
 from cellscape.post.watershed import maps_to_instances
 
@@ -329,3 +330,34 @@ def test_bfloat16_training_learns_and_leaves_a_float32_network():
     assert all(p.is_contiguous() for p in net.parameters())
     with pytest.raises(ValueError, match="precision"):
         train_network(net, sample, loss, TrainConfig(precision="half"), progress=False)
+
+
+def _regression_problem():
+    def sample(rng):
+        x = torch.from_numpy(rng.random((4, 1, 8, 8)).astype(np.float32))
+        return x, 2 * x
+
+    def loss(out, y):
+        return torch.nn.functional.mse_loss(out, y)
+
+    return sample, loss
+
+
+def test_training_with_sampler_workers_learns():
+    sample, loss = _regression_problem()
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 1, 1)
+    config = TrainConfig(epochs=3, steps_per_epoch=10, learning_rate=0.05, workers=2)
+    history = train_network(net, sample, loss, config, progress=False)
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert next(net.parameters()).device.type == "cpu"
+
+
+def test_training_device_auto_and_a_missing_gpu():
+    if torch.cuda.is_available():
+        assert training_device("auto").type == "cuda"
+        return
+    assert training_device("auto").type == "cpu"
+    sample, loss = _regression_problem()
+    with pytest.raises(CellscapeError, match="no GPU"):
+        train_network(torch.nn.Conv2d(1, 1, 1), sample, loss, TrainConfig(device="cuda"))

@@ -74,6 +74,10 @@ def main() -> None:
         help="training arithmetic: auto = bfloat16 autocast where the CPU computes it natively "
         "(about 2x the steps per second)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="batch-drawing processes (use several on a GPU)"
+    )
     args = parser.parse_args()
 
     train_pairs, val_pairs = dsb2018_split(args.data)
@@ -113,6 +117,8 @@ def main() -> None:
         threads=args.threads,
         warm_start=bool(args.init),
         precision=args.precision,
+        device=args.device,
+        workers=args.workers,
     )
     model.info_["n_train_images"] = len(fit_pairs)  # distinct images, not oversampled entries
     model.info_["oversample_colour"] = args.oversample_colour

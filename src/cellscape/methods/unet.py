@@ -188,6 +188,8 @@ class UNetSegmenter(Segmenter):
         threads: int | None = None,
         warm_start: bool = False,
         precision: str = "float32",
+        device: str = "cpu",
+        workers: int = 0,
     ) -> UNetSegmenter:
         """Train the network on images and their instance labels.
 
@@ -209,6 +211,11 @@ class UNetSegmenter(Segmenter):
         precision : {"float32", "bfloat16", "auto"}, default "float32"
             Arithmetic of training (:class:`cellscape.nn.train.TrainConfig`): ``"auto"`` trains
             about twice as fast under bfloat16 autocast on CPUs that compute it natively.
+        device : str, default "cpu"
+            Where to train: "cpu", "cuda" or "auto" (the GPU when there is one); the model is
+            used on the CPU afterwards either way.
+        workers : int, default 0
+            Processes that crop and augment training batches ahead of the loop (for GPUs).
         """
         from ..nn.train import TrainConfig, train_network
 
@@ -242,6 +249,8 @@ class UNetSegmenter(Segmenter):
             seed=self.seed,
             threads=threads,
             precision=precision,
+            device=device,
+            workers=workers,
         )
         history = train_network(
             self.net_,
@@ -513,7 +522,7 @@ def unet_loss(output, targets):
     import torch.nn.functional as F
 
     classes = targets[:, 0].long()
-    weights = torch.tensor([1.0, 1.0, 2.0], dtype=output.dtype)
+    weights = torch.tensor([1.0, 1.0, 2.0], dtype=output.dtype, device=output.device)
     ce = F.cross_entropy(output[:, :3], classes, weight=weights)
     mse = F.mse_loss(torch.sigmoid(output[:, 3]), targets[:, 1])
     return ce + 5.0 * mse

@@ -127,11 +127,16 @@ def predict_tiled(
 
 
 @functools.cache
-def use_bfloat16(precision: str) -> bool:
-    """Whether ``precision`` ("float32", "bfloat16" or "auto") means bfloat16 autocast here."""
+def use_bfloat16(precision: str, device_type: str = "cpu") -> bool:
+    """Whether ``precision`` ("float32", "bfloat16" or "auto") means bfloat16 autocast on
+    ``device_type`` ("cpu" or "cuda"): "auto" where the processor computes it natively."""
     if precision not in ("float32", "bfloat16", "auto"):
         raise ValueError(f"precision must be float32, bfloat16 or auto, got {precision!r}")
-    return precision == "bfloat16" or (precision == "auto" and fast_bfloat16())
+    if precision != "auto":
+        return precision == "bfloat16"
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return fast_bfloat16()
 
 
 def fast_bfloat16() -> bool:

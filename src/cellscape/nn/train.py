@@ -44,7 +44,14 @@ class TrainConfig:
         Arithmetic of the forward and backward passes: ``"bfloat16"`` runs them under CPU
         autocast with channels-last tensors (weights, optimiser and loss stay float32; about
         2x the steps per second on processors with native bfloat16), ``"auto"`` picks it only
-        on such processors (:func:`cellscape.nn.infer.fast_bfloat16`).
+        on such processors (:func:`cellscape.nn.infer.fast_bfloat16`) and on GPUs that have it.
+    device : str
+        Where the network trains: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), or ``"auto"`` (the
+        GPU when torch sees one). The trained network is always handed back on the CPU.
+    workers : int
+        Processes that draw training batches beside the training loop (0: in the loop
+        itself). A GPU steps faster than one CPU core crops and augments; on a CPU the
+        workers take cores from the network, so 0 is right there.
     """
 
     epochs: int = 20
@@ -54,6 +61,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     precision: str = "float32"
+    device: str = "cpu"
+    workers: int = 0
 
 
 @dataclass
@@ -127,9 +136,11 @@ def train_network(
     Parameters
     ----------
     net : torch.nn.Module
-        The network (on CPU).
+        The network (on CPU; it trains on ``config.device`` and comes back on the CPU).
     sample_batch : callable
-        ``sample_batch(rng) -> (inputs, targets)``: one random training batch.
+        ``sample_batch(rng) -> (inputs, targets)``: one random training batch (CPU tensors).
+        With ``config.workers`` it is called in worker processes, so it must be picklable
+        or the processes forked (Linux).
     loss_fn : callable
         ``loss_fn(net_output, targets) -> scalar tensor``.
     config : TrainConfig
@@ -152,6 +163,8 @@ def train_network(
     """
     if config.threads:
         torch.set_num_threads(config.threads)
+    device = training_device(config.device)
+    net.to(device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     optimiser = torch.optim.AdamW(
@@ -176,15 +189,18 @@ def train_network(
         load_numpy_state(net, io.read_safetensors(folder / "last.safetensors"))
         if (folder / "best.safetensors").exists():
             best_state = io.read_safetensors(folder / "best.safetensors")
-        optimiser.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+        optimiser.load_state_dict(
+            torch.load(folder / "optimizer.pt", weights_only=True, map_location=device)
+        )
         # a different but reproducible random stream for the remaining epochs
         rng = np.random.default_rng([config.seed, start_epoch])
         torch.manual_seed(config.seed + start_epoch)
 
-    low = use_bfloat16(config.precision)
+    low = use_bfloat16(config.precision, device.type)
     if low:
-        # oneDNN's bfloat16 convolutions are fastest on NHWC tensors
+        # bfloat16 convolutions are fastest on NHWC tensors (oneDNN, cuDNN)
         net.to(memory_format=torch.channels_last)
+    batches = _batch_stream(sample_batch, rng, config.workers, [config.seed, start_epoch])
     bar = _Progress(total_steps, start_epoch * config.steps_per_epoch, progress)
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -195,11 +211,12 @@ def train_network(
                 step = epoch * config.steps_per_epoch + i
                 for group in optimiser.param_groups:
                     group["lr"] = lr_at(step)
-                inputs, targets = sample_batch(rng)
+                inputs, targets = next(batches)
+                inputs, targets = inputs.to(device), targets.to(device)
                 optimiser.zero_grad(set_to_none=True)
                 if low:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
                     output = net(inputs)
                 # the loss in float32 whatever the arithmetic of the network
                 loss = loss_fn(output.float(), targets)
@@ -229,19 +246,69 @@ def train_network(
                 on_epoch(epoch, history)
     finally:
         bar.close()
+        batches.close()
+    net.to("cpu", memory_format=torch.contiguous_format)
     if best_state is not None:
         load_numpy_state(net, best_state)
-    if low:
-        net.to(memory_format=torch.contiguous_format)
     net.eval()
     return history
 
 
+def training_device(name: str) -> torch.device:
+    """The torch device for ``name`` ("cpu", "cuda", "cuda:N" or "auto": the GPU when torch
+    sees one), with a clear error when a GPU is asked for and there is none."""
+    from ..errors import CellscapeError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CellscapeError(None, f"device {name!r} asked for, but torch sees no GPU here")
+    return device
+
+
+class _SampleStream(torch.utils.data.IterableDataset):
+    """Endless batches of ``sample_batch``, each worker process with its own random stream."""
+
+    def __init__(self, sample_batch, seed):
+        self.sample_batch = sample_batch
+        self.seed = seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([*self.seed, info.id if info else 0])
+        while True:
+            yield self.sample_batch(rng)
+
+
+def _batch_stream(sample_batch, rng: np.random.Generator, workers: int, seed: list[int]):
+    """An iterator of training batches: drawn in the loop with ``rng`` (``workers == 0``: the
+    exact stream of earlier versions), or by ``workers`` processes ahead of the loop."""
+
+    def serial():
+        while True:
+            yield sample_batch(rng)
+
+    def from_workers():
+        loader = torch.utils.data.DataLoader(
+            _SampleStream(sample_batch, seed), batch_size=None, num_workers=workers
+        )
+        it = iter(loader)
+        try:
+            while True:
+                yield next(it)
+        finally:
+            del it  # the last reference: its workers shut down
+
+    return from_workers() if workers > 0 else serial()
+
+
 def evaluate_loss(net: torch.nn.Module, batches: Sequence[Batch], loss_fn) -> float:
     """Mean loss of ``net`` (in eval mode) over fixed batches."""
+    device = next(net.parameters()).device
     net.eval()
     with torch.inference_mode():
-        values = [float(loss_fn(net(x), y)) for x, y in batches]
+        values = [float(loss_fn(net(x.to(device)), y.to(device))) for x, y in batches]
     net.train()
     return float(np.mean(values))
 
