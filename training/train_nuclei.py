@@ -14,7 +14,6 @@ Checkpoints go to runs/nuclei (resumable: rerun the same command after an interr
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -133,21 +132,12 @@ def main() -> None:
             "validation": earlier.get("validation"),
         }
 
-    # post-processing thresholds picked on the tune images (never on the validation split);
-    # the network runs once per image, only the cheap watershed is repeated
-    tune_maps = [model.predict_maps(x, m) for x, m in zip(tune_x, tune_m, strict=True)]
-    best = None
-    for fg, seed in itertools.product((0.4, 0.5, 0.6, 0.7), (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)):
-        model.set_params(foreground_threshold=fg, seed_threshold=seed)
-        rows = [
-            metrics.image_scores(y, model.labels_from_maps(maps))
-            for y, maps in zip(tune_y, tune_maps, strict=True)
-        ]
-        s = metrics.summarize(rows)
-        print(f"tune fg {fg} seed {seed}: DSB {s['dsb2018']:.4f} AP@0.5 {s['ap_pooled@0.5']:.4f}")
-        if best is None or s["dsb2018"] > best[0]:
-            best = (s["dsb2018"], fg, seed)
-    model.set_params(foreground_threshold=best[1], seed_threshold=best[2])
+    # post-processing thresholds picked on the tune images (never on the validation split)
+    for row in model.tune_thresholds(tune_x, tune_y, tune_m):
+        print(
+            f"tune fg {row['foreground']} seed {row['seed']}: DSB {row['dsb2018']:.4f} "
+            f"AP@0.5 {row['ap_pooled@0.5']:.4f}"
+        )
 
     val_x, val_y, val_m = load(val_pairs)
     t1 = time.perf_counter()

@@ -215,7 +215,9 @@ def list_orphans(folder: str | os.PathLike) -> list[Path]:
     return sorted(lonely, key=lambda p: p.name)
 
 
-def _split_score(item: str, salt: str) -> float:
+def split_score(item: str, salt: str = DEFAULT_SPLIT_SALT) -> float:
+    """The number in ``[0, 1)`` that places ``item`` in a split (see :func:`split_ids`): the
+    first 8 bytes of ``sha256(salt + item)`` as a big-endian integer over ``2**64``."""
     digest = hashlib.sha256((salt + item).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
@@ -262,7 +264,7 @@ def split_ids(
     for item in ids:
         if not isinstance(item, str):
             raise ValueError(f"ids must be strings, got {type(item).__name__}")
-        (val if _split_score(item, salt) < fraction else train).append(item)
+        (val if split_score(item, salt) < fraction else train).append(item)
     return train, val
 
 

@@ -12,7 +12,17 @@ import importlib
 from ._app import app, main
 
 # modules that register commands on ``app`` when imported
-_COMMAND_MODULES = ("core", "train", "focal", "track", "batch", "wholecell", "convnet", "selfsup")
+_COMMAND_MODULES = (
+    "core",
+    "train",
+    "unet",
+    "focal",
+    "track",
+    "batch",
+    "wholecell",
+    "convnet",
+    "selfsup",
+)
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
