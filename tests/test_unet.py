@@ -361,3 +361,21 @@ def test_training_device_auto_and_a_missing_gpu():
     sample, loss = _regression_problem()
     with pytest.raises(CellscapeError, match="no GPU"):
         train_network(torch.nn.Conv2d(1, 1, 1), sample, loss, TrainConfig(device="cuda"))
+
+
+def test_tune_thresholds_sets_the_best_pair_and_returns_every_pair():
+    model = load_model("nuclei")
+    sims = [synthetic.nuclei(shape=(96, 96), n_nuclei=10, radius=(5, 8), seed=s) for s in (7, 8)]
+    rows = model.tune_thresholds(
+        [s.image for s in sims], [s.labels for s in sims], foreground=(0.3, 0.9), seeds=(0.4, 0.95)
+    )
+    assert [(r["foreground"], r["seed"]) for r in rows] == [
+        (0.3, 0.4),
+        (0.3, 0.95),
+        (0.9, 0.4),
+        (0.9, 0.95),
+    ]
+    best = max(rows, key=lambda r: r["dsb2018"])
+    assert (model.foreground_threshold, model.seed_threshold) == (best["foreground"], best["seed"])
+    # seeds where the distance exceeds 0.95 are too few: that pair cannot be the best
+    assert best["seed"] == 0.4 and best["dsb2018"] > min(r["dsb2018"] for r in rows)

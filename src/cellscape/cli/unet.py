@@ -23,6 +23,14 @@ from ._app import console, fail, friendly_errors, progress_bar
 from .train import train_app
 
 
+def _scores(model, images, targets, metas) -> dict[str, float]:
+    from .. import metrics
+
+    pairs = zip(images, targets, metas, strict=True)
+    s = metrics.summarize([metrics.image_scores(y, model.segment(x, m)) for x, y, m in pairs])
+    return {k: s[k] for k in ("ap_pooled@0.5", "dsb2018")}
+
+
 def _held_out(ids: list[str], fraction: float) -> set[str]:
     """The ids held out for tuning: ``fraction`` of them, at least one from 3 images on,
     chosen by a stable hash of the id (rerunning picks the same ones)."""
@@ -82,10 +90,10 @@ def train_unet(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Fine-tune the bundled nuclei U-Net (or train a new one) on your images and masks."""
-    from .. import metrics
     from ..datasets import list_pairs
     from ..methods.unet import UNetSegmenter
     from ..models import load_model
+    from ..nn.train import training_device
     from ..preprocess import COLOUR_MODES
 
     if colour is not None and colour not in COLOUR_MODES:
@@ -94,6 +102,9 @@ def train_unet(
         raise fail("--epochs and --steps must be at least 1")
     if not 0 <= tune_fraction < 1:
         raise fail(f"--tune-fraction must be in [0, 1), got {tune_fraction}")
+    # a GPU steps faster than one core can crop and augment: batches come from worker processes
+    on_gpu = training_device(device).type == "cuda"
+    workers = min(8, (os.cpu_count() or 2) - 1) if on_gpu else 0
 
     pairs = list_pairs(folder)
     held_out = _held_out([p.id for p in pairs], tune_fraction)
@@ -116,14 +127,15 @@ def train_unet(
             filter_list = tuple(int(f) for f in filters.split(",") if f.strip())
         except ValueError:
             raise fail(f"--filters must be comma-separated integers, got '{filters}'") from None
-        start = None
+        before = None
         model = UNetSegmenter(filters=filter_list, colour=colour or "luminance", seed=seed)
         model.set_params(learning_rate=learning_rate or model.learning_rate)
     else:
-        start = load_model(init)
-        if not isinstance(start, UNetSegmenter):
-            raise fail(f"--init '{init}' is a '{start.method}' model, not a U-Net")
-        model = load_model(init)  # a second copy to train: the first one scores the start
+        model = load_model(init)
+        if not isinstance(model, UNetSegmenter):
+            raise fail(f"--init '{init}' is a '{model.method}' model, not a U-Net")
+        # the starting model on the held-out pairs, to compare with the trained one
+        before = _scores(model, *tune_data) if tune_data[0] else None
         # fine-tuning: a quarter of the model's rate keeps what it knew (as the napari plugin)
         model.set_params(
             learning_rate=learning_rate or model.learning_rate * 0.25,
@@ -133,7 +145,7 @@ def train_unet(
     model.set_params(epochs=epochs, steps_per_epoch=steps)
     console.print(
         f"{len(fit_data[0])} pairs to learn from, {len(tune_data[0])} held out"
-        + (f"; starting from '{init}'" if start is not None else "; a new network")
+        + (f"; starting from '{init}'" if init.lower() != "none" else "; a new network")
     )
 
     threads = int(os.environ.get("CELLSCAPE_THREADS", 0)) or None
@@ -144,25 +156,25 @@ def train_unet(
         val_metas=tune_data[2],
         checkpoint_dir=out / "checkpoints",
         threads=threads,
-        warm_start=start is not None,
+        warm_start=init.lower() != "none",
         precision="auto",
         device=device,
+        workers=workers,
     )
 
     if tune_data[0]:
-        model.tune_thresholds(*tune_data)
+        rows = model.tune_thresholds(*tune_data)
+        # the row of the thresholds it chose holds the trained model's scores
+        chosen = next(
+            r
+            for r in rows
+            if (r["foreground"], r["seed"]) == (model.foreground_threshold, model.seed_threshold)
+        )
+        held_out_scores = {"trained model": {k: chosen[k] for k in ("ap_pooled@0.5", "dsb2018")}}
+        if before is not None:
+            held_out_scores = {"starting model": before, **held_out_scores}
         table = Table(f"held-out pairs ({len(tune_data[0])})", "AP@0.5 pooled", "DSB2018")
-        held_out_scores = {}
-        for name, m in (("starting model", start), ("trained model", model)):
-            if m is None:
-                continue
-            s = metrics.summarize(
-                [
-                    metrics.image_scores(y, m.segment(x, meta))
-                    for x, y, meta in zip(*tune_data, strict=True)
-                ]
-            )
-            held_out_scores[name] = {k: s[k] for k in ("ap_pooled@0.5", "dsb2018")}
+        for name, s in held_out_scores.items():
             table.add_row(name, f"{s['ap_pooled@0.5']:.3f}", f"{s['dsb2018']:.3f}")
         console.print(table)
         # these pairs chose the epoch and the thresholds: tune scores, not a clean validation
@@ -172,7 +184,7 @@ def train_unet(
             "training_data": str(folder),
             "n_train_images": len(fit_data[0]),
             "held_out_ids": sorted(held_out),
-            "initialised_from": None if start is None else init,
+            "initialised_from": None if init.lower() == "none" else init,
             "command": "cellscape " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         }
     )
