@@ -51,6 +51,20 @@ def score(model, images, labels, metas) -> dict:
     return metrics.summarize(rows)
 
 
+SUFFIX = " (each step starts from the model the step before saved as the bundled nuclei)"
+
+
+def recipe(earlier: dict | None, command: str) -> str:
+    """The whole recipe of the weights: the commands behind the starting model, then this one.
+
+    A continued model is only reproducible with every step before it, so its config records
+    the chain rather than the last command alone.
+    """
+    if not earlier or not earlier.get("command"):
+        return command
+    return earlier["command"].removesuffix(SUFFIX) + ", then " + command + SUFFIX
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=40)
@@ -167,7 +181,7 @@ def main() -> None:
             "validation": validation,
             "train_seconds": round(train_seconds),
             "seconds_per_validation_image": round(seg_seconds, 3),
-            "command": "python training/train_nuclei.py " + " ".join(sys.argv[1:]),
+            "command": recipe(earlier, "python training/train_nuclei.py " + " ".join(sys.argv[1:])),
             "machine": "2-core CPU, no GPU",
         }
     )
