@@ -125,6 +125,11 @@ def write_mask(folder: Path, item: str, labels: np.ndarray) -> None:
             os.remove(tmp)
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text())
+
+
 def write_json(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

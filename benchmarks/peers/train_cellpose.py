@@ -27,7 +27,9 @@ What it does (Cellpose 3's documented training API, ``cellpose.train.train_seg``
 - ``flow_threshold`` x ``cellprob_threshold`` are chosen on the tune images by the DSB2018 score
   (mean over IoU 0.5..0.95 of TP / (TP + FP + FN)); size model and tuning are timed separately;
 - predicts the val images into ``--out/val_masks/<id>_masks.tif`` (uint16) and writes
-  ``--out/timing.json``.
+  ``--out/timing.json``. The training record goes to ``--out/train.json`` as soon as training
+  ends: ``--resume`` reuses it and the saved weights, so a run that fails later (the size model,
+  tuning, prediction) goes on without training again.
 """
 
 from __future__ import annotations
@@ -54,7 +56,20 @@ def main() -> None:
     parser.add_argument(
         "--size-images", type=int, default=200, help="fit images per train_size pass"
     )
+    parser.add_argument(
+        "--size-batch",
+        type=int,
+        default=8,
+        help="images per train_size batch (Cellpose's default of 64 crops of 512 x 512 peaked "
+        "at 22.7 GB and was killed for memory on a 24 GB machine)",
+    )
     parser.add_argument("--no-size-model", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the weights and train.json of an earlier run in --out (one that stopped "
+        "after training) instead of training again",
+    )
     args = parser.parse_args()
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -84,86 +99,107 @@ def main() -> None:
     model_dir = args.out / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
 
-    budget = pc.Budget(args.seconds)  # training time: flows + calibration + training
-    cpu = torch.device("cpu")
-    fit_flows = dynamics.labels_to_flows([y.copy() for y in fit_y], device=cpu)
-    tune_flows = dynamics.labels_to_flows([y.copy() for y in tune_y], device=cpu)
-    model = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=17.0)
-    common = dict(
-        train_data=fit_x,
-        train_labels=fit_flows,
-        test_data=tune_x,
-        test_labels=tune_flows,
-        channels=channels,
-        batch_size=args.batch_size,
-        save_path=str(model_dir),
-        model_name="cellpose_scratch",
-        min_train_masks=5,
-    )
-
-    forward_times: list[float] = []
-
-    def stop_when_spent(module, inputs):
-        if module.training:
-            forward_times.append(time.perf_counter())
-            if budget.spent():
-                raise BudgetSpent
-
-    # calibration: one short real training run; the hook times its training batches, the rest
-    # of the call (set-up, diameters, the pass over the tune images that train_seg repeats at
-    # epoch 5 and every 10 epochs, torch warm-up) is the fixed cost. Its weights are discarded
-    # (fresh network below); its time comes out of the budget.
-    hook = model.net.register_forward_pre_hook(stop_when_spent)
-    n_cal = max(3, args.calibration_batches) * args.batch_size
-    t0 = time.perf_counter()
-    try:
-        train.train_seg(model.net, n_epochs=1, nimg_per_epoch=n_cal, **common)
-    except BudgetSpent:
-        pass  # a budget too small even for calibration: the real run stops at once
-    call_seconds = time.perf_counter() - t0
-    hook.remove()
-    # the first interval holds the first backward pass and the allocator's warm-up (12.9 s
-    # against 7.7 s for later batches on the 2-core CPU, so 3 batches planned 30 epochs into a
-    # 3600 s budget and training ended after 2003 s): leave it out of the median
-    steps = np.diff(forward_times)[1:]
-    if steps.size:
-        per_batch = float(np.median(steps))
-    else:
-        per_batch = call_seconds
-    overhead = max(call_seconds - per_batch * len(forward_times), 0.0)
-    test_pass = per_batch / 3 * -(-len(tune_x) // args.batch_size)  # forward only
-    per_epoch = per_batch * args.nimg_per_epoch / args.batch_size + test_pass / 10
-    remaining = budget.seconds - budget.elapsed() - overhead
-    planned = max(1, int(0.95 * remaining / per_epoch))
-    # Up to 100 epochs train_seg's learning rate is a 10-epoch warm-up and then constant (its
-    # halvings start above 100), so a shorter schedule is a prefix of the 100-epoch one: plan
-    # 100 and let the hook stop at the budget, which then does not depend on the calibration
-    # (the first batches of each run are slow: calibrated 10.9 s against 8.5 s per batch later)
-    n_epochs = planned if planned > 100 else 100
-    print(
-        f"calibration: {per_batch:.2f} s per batch of {args.batch_size}, {per_epoch:.1f} s per "
-        f"epoch of {args.nimg_per_epoch} images, fixed {overhead:.1f} s -> {planned} epochs; "
-        f"schedule of {n_epochs}",
-        flush=True,
-    )
-    model = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=17.0)
-    forward_times.clear()
-    hook = model.net.register_forward_pre_hook(stop_when_spent)
-    stopped_early = False
-    try:
-        _, train_losses, _ = train.train_seg(
-            model.net, n_epochs=n_epochs, nimg_per_epoch=args.nimg_per_epoch, **common
-        )
-    except BudgetSpent:
-        stopped_early = True
-        print("budget spent before the schedule finished; using the weights as they are")
-    hook.remove()
-    train_seconds, train_cpu = budget.elapsed(), budget.cpu()
-    epochs_run = len(forward_times) * args.batch_size / args.nimg_per_epoch
-    model.net.eval()
     weights = model_dir / "models" / "cellpose_scratch"
-    model.net.save_model(str(weights))
-    print(f"trained {epochs_run:.1f} epochs in {train_seconds:.0f} s", flush=True)
+
+    def train_from_scratch() -> dict:
+        """Flows, calibration and training within the budget; saves the weights."""
+        budget = pc.Budget(args.seconds)  # training time: flows + calibration + training
+        cpu = torch.device("cpu")
+        fit_flows = dynamics.labels_to_flows([y.copy() for y in fit_y], device=cpu)
+        tune_flows = dynamics.labels_to_flows([y.copy() for y in tune_y], device=cpu)
+        model = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=17.0)
+        common = dict(
+            train_data=fit_x,
+            train_labels=fit_flows,
+            test_data=tune_x,
+            test_labels=tune_flows,
+            channels=channels,
+            batch_size=args.batch_size,
+            save_path=str(model_dir),
+            model_name="cellpose_scratch",
+            min_train_masks=5,
+        )
+
+        forward_times: list[float] = []
+
+        def stop_when_spent(module, inputs):
+            if module.training:
+                forward_times.append(time.perf_counter())
+                if budget.spent():
+                    raise BudgetSpent
+
+        # calibration: one short real training run; the hook times its training batches, the rest
+        # of the call (set-up, diameters, the pass over the tune images that train_seg repeats at
+        # epoch 5 and every 10 epochs, torch warm-up) is the fixed cost. Its weights are discarded
+        # (fresh network below); its time comes out of the budget.
+        hook = model.net.register_forward_pre_hook(stop_when_spent)
+        n_cal = max(3, args.calibration_batches) * args.batch_size
+        t0 = time.perf_counter()
+        try:
+            train.train_seg(model.net, n_epochs=1, nimg_per_epoch=n_cal, **common)
+        except BudgetSpent:
+            pass  # a budget too small even for calibration: the real run stops at once
+        call_seconds = time.perf_counter() - t0
+        hook.remove()
+        # the first interval holds the first backward pass and the allocator's warm-up (12.9 s
+        # against 7.7 s for later batches on the 2-core CPU, so 3 batches planned 30 epochs into a
+        # 3600 s budget and training ended after 2003 s): leave it out of the median
+        steps = np.diff(forward_times)[1:]
+        if steps.size:
+            per_batch = float(np.median(steps))
+        else:
+            per_batch = call_seconds
+        overhead = max(call_seconds - per_batch * len(forward_times), 0.0)
+        test_pass = per_batch / 3 * -(-len(tune_x) // args.batch_size)  # forward only
+        per_epoch = per_batch * args.nimg_per_epoch / args.batch_size + test_pass / 10
+        remaining = budget.seconds - budget.elapsed() - overhead
+        planned = max(1, int(0.95 * remaining / per_epoch))
+        # Up to 100 epochs train_seg's learning rate is a 10-epoch warm-up and then constant (its
+        # halvings start above 100), so a shorter schedule is a prefix of the 100-epoch one: plan
+        # 100 and let the hook stop at the budget, which then does not depend on the calibration
+        # (the first batches of each run are slow: calibrated 10.9 s against 8.5 s per batch later)
+        n_epochs = planned if planned > 100 else 100
+        print(
+            f"calibration: {per_batch:.2f} s per batch of {args.batch_size}, {per_epoch:.1f} s per "
+            f"epoch of {args.nimg_per_epoch} images, fixed {overhead:.1f} s -> {planned} epochs; "
+            f"schedule of {n_epochs}",
+            flush=True,
+        )
+        model = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=17.0)
+        forward_times.clear()
+        hook = model.net.register_forward_pre_hook(stop_when_spent)
+        stopped_early = False
+        try:
+            _, train_losses, _ = train.train_seg(
+                model.net, n_epochs=n_epochs, nimg_per_epoch=args.nimg_per_epoch, **common
+            )
+        except BudgetSpent:
+            stopped_early = True
+            print("budget spent before the schedule finished; using the weights as they are")
+        hook.remove()
+        trained = {
+            "train_seconds": round(budget.elapsed(), 1),
+            "train_cpu_seconds": round(budget.cpu(), 1),
+            "train_epochs": round(len(forward_times) * args.batch_size / args.nimg_per_epoch, 2),
+            "schedule_epochs": n_epochs,
+            "stopped_early": stopped_early,
+            "final_train_loss": None if stopped_early else float(train_losses[-1]),
+        }
+        model.net.eval()
+        model.net.save_model(str(weights))
+        # written before the size model and the tuning, so that a run that fails there can go on
+        # with --resume from these weights instead of training again
+        pc.write_json(args.out / "train.json", trained)
+        return trained
+
+    if args.resume and (args.out / "train.json").exists() and weights.exists():
+        trained = pc.read_json(args.out / "train.json")
+        print(f"--resume: weights {weights} and {args.out / 'train.json'}", flush=True)
+    else:
+        trained = train_from_scratch()
+    print(f"trained {trained['train_epochs']} epochs in {trained['train_seconds']:.0f} s")
+    model = models.CellposeModel(gpu=False, pretrained_model=str(weights))
+    fit_flows = dynamics.labels_to_flows([y.copy() for y in fit_y], device=torch.device("cpu"))
 
     size_model = None
     size_seconds = 0.0
@@ -177,6 +213,7 @@ def main() -> None:
             channels=channels,
             n_epochs=args.size_epochs,
             nimg_per_epoch=min(args.size_images, len(fit_x)),
+            batch_size=args.size_batch,
             min_train_masks=5,
         )
         model = models.CellposeModel(gpu=False, pretrained_model=str(weights))
@@ -238,17 +275,14 @@ def main() -> None:
             },
             "threads": args.threads,
             "budget_seconds": args.seconds,
-            "train_seconds": round(train_seconds, 1),
-            "train_cpu_seconds": round(train_cpu, 1),
-            "train_epochs": round(epochs_run, 2),
-            "schedule_epochs": n_epochs,
+            # a train.json note (how a resumed run's training was recorded) keeps its own key
+            **{("train_note" if k == "note" else k): v for k, v in trained.items()},
             "nimg_per_epoch": args.nimg_per_epoch,
             "batch_size": args.batch_size,
-            "stopped_early": stopped_early,
-            "final_train_loss": None if stopped_early else float(train_losses[-1]),
             "size_model": size_model is not None,
             "size_model_seconds": round(size_seconds, 1),
             "size_model_images": min(args.size_images, len(fit_x)) * args.size_epochs,
+            "size_model_batch": args.size_batch,
             "tune_seconds": round(tune_seconds, 1),
             "tune_grid": [{"dsb2018": s, "flow": f, "cellprob": c} for s, f, c in grid],
             "flow_threshold": best_flow,
