@@ -101,11 +101,13 @@ def main() -> None:
 
     weights = model_dir / "models" / "cellpose_scratch"
 
+    cpu = torch.device("cpu")
+    budget = pc.Budget(args.seconds)  # training time: flows + calibration + training
+    # the size model needs the fit flows too, so they are computed once, here
+    fit_flows = dynamics.labels_to_flows([y.copy() for y in fit_y], device=cpu)
+
     def train_from_scratch() -> dict:
-        """Flows, calibration and training within the budget; saves the weights."""
-        budget = pc.Budget(args.seconds)  # training time: flows + calibration + training
-        cpu = torch.device("cpu")
-        fit_flows = dynamics.labels_to_flows([y.copy() for y in fit_y], device=cpu)
+        """Calibration and training within the budget; saves the weights."""
         tune_flows = dynamics.labels_to_flows([y.copy() for y in tune_y], device=cpu)
         model = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=17.0)
         common = dict(
@@ -199,7 +201,6 @@ def main() -> None:
         trained = train_from_scratch()
     print(f"trained {trained['train_epochs']} epochs in {trained['train_seconds']:.0f} s")
     model = models.CellposeModel(gpu=False, pretrained_model=str(weights))
-    fit_flows = dynamics.labels_to_flows([y.copy() for y in fit_y], device=torch.device("cpu"))
 
     size_model = None
     size_seconds = 0.0
