@@ -32,6 +32,31 @@ SPLITS = {
         ["HeLa_joint/set1", "HeLa_joint/set2", "HeLa_joint/set3"],
         ["HeLa_joint/set4", "HeLa_joint/set5"],
     ),
+    # the U-Net of the bundled cells-phase-nuclear model: every mammalian cell line with phase +
+    # nuclear channels; one image of a line (MCF10A, BMDM) -> its top half trains, its bottom
+    # half is held out; RAW40X/set4 and set5 repeat set1 and set2 (find_duplicate_sets): unused
+    "cells": (
+        ("phase", "nuclear"),
+        [
+            "HeLa_joint/set1",
+            "HeLa_joint/set2",
+            "HeLa_joint/set3",
+            "3T3/set1",
+            "3T3/set2",
+            "MCF10A:top",
+            "RAW40X/set1",
+            "RAW40X/set2",
+            "BMDM:top",
+        ],
+        [
+            "HeLa_joint/set4",
+            "HeLa_joint/set5",
+            "3T3/set3",
+            "MCF10A:bottom",
+            "RAW40X/set3",
+            "BMDM:bottom",
+        ],
+    ),
     # co-culture: one MCF10A image only -> its top half trains, its bottom half is held out
     "types": (
         ("phase", "nuclear"),

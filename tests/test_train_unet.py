@@ -75,3 +75,35 @@ def test_train_from_scratch_and_clear_errors(tmp_path):
     none = runner.invoke(app, ["train", "unet", str(empty)])
     assert none.exit_code == 2 and "no <id>_img / <id>_masks image pairs found" in none.output
     assert "Traceback" not in bad.output + none.output
+
+
+def test_train_a_two_channel_network_and_segment_with_it(tmp_path):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for i in range(2):
+        s = synthetic.whole_cells(shape=(64, 64), n_cells=4, cell_radius=(10, 14), seed=i)
+        io.write_tiff(pairs / f"f{i}_img.tif", np.stack([s.image, s.nuclear_image]))
+        io.write_labels(pairs / f"f{i}_masks.tif", s.labels)
+    out = tmp_path / "two"
+    result = runner.invoke(
+        app,
+        ["train", "unet", str(pairs), "--out", str(out), "--init", "none", "--channels"]
+        + ["cyto,nuclear", "--filters", "8,16", "--epochs", "1", "--steps", "2", "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    model = load_model(out)
+    assert model.channels == ("cyto", "nuclear")
+    seg = runner.invoke(
+        app, ["segment", str(pairs / "f0_img.tif"), "--model", str(out), "--out", str(tmp_path)]
+    )
+    assert seg.exit_code == 0, seg.output
+    assert io.read_labels(tmp_path / "f0_masks.tif").shape == (64, 64)
+    # one channel where the model needs two: a one-line error naming the file
+    one = tmp_path / "one.tif"
+    io.write_tiff(one, s.image)
+    bad = runner.invoke(app, ["segment", str(one), "--model", str(out), "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "one.tif" in bad.output and "needs 2 channels" in bad.output
+    assert "Traceback" not in bad.output
+    # a model to fine-tune keeps its channels
+    keep = runner.invoke(app, ["train", "unet", str(pairs), "--init", str(out), "--channels", "a"])
+    assert keep.exit_code == 2 and "keeps its own channels (cyto, nuclear)" in keep.output

@@ -81,6 +81,15 @@ def train_unet(
             show_default=False,
         ),
     ] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option(
+            help="Channel names the network sees, comma-separated in order (from scratch only; "
+            "e.g. phase,nuclear for whole cells): multi-channel images are matched by channel "
+            "name, or by position when unnamed [default: one channel].",
+            show_default=False,
+        ),
+    ] = None,
     tune_fraction: Annotated[
         float, typer.Option(help="Fraction of the pairs held out to tune and report on.")
     ] = 0.1,
@@ -128,12 +137,20 @@ def train_unet(
         except ValueError:
             raise fail(f"--filters must be comma-separated integers, got '{filters}'") from None
         before = None
-        model = UNetSegmenter(filters=filter_list, colour=colour or "luminance", seed=seed)
+        names = tuple(c.strip() for c in (channels or "").split(",") if c.strip()) or None
+        model = UNetSegmenter(
+            filters=filter_list, colour=colour or "luminance", channels=names, seed=seed
+        )
         model.set_params(learning_rate=learning_rate or model.learning_rate)
     else:
         model = load_model(init)
         if not isinstance(model, UNetSegmenter):
             raise fail(f"--init '{init}' is a '{model.method}' model, not a U-Net")
+        if channels is not None:
+            raise fail(
+                "--channels applies to a new network (--init none); a model to "
+                f"fine-tune keeps its own channels ({', '.join(model.channels or ()) or 'one'})"
+            )
         # the starting model on the held-out pairs, to compare with the trained one
         before = _scores(model, *tune_data) if tune_data[0] else None
         # fine-tuning: a quarter of the model's rate keeps what it knew (as the napari plugin)

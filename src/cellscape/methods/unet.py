@@ -1,7 +1,9 @@
 """Instance segmentation with a U-Net predicting background / interior / boundary and a distance.
 
 The network sees one normalised channel (colour images are reduced to their luminance and images
-with a bright background are inverted, so nuclei are always bright) and predicts four maps: the
+with a bright background are inverted, so nuclei are always bright), or several named channels
+(for example phase contrast + a nuclear marker for whole cells, each normalised on its own and
+never inverted: their polarity is the modality's), and predicts four maps: the
 softmax of background, cell interior and cell boundary, and the distance to the cell border
 normalised to 1 at each cell's centre. Cells are grown by a watershed on the distance map from
 seeds where the distance is high, inside the pixels that are not background. This is the
@@ -36,15 +38,26 @@ def network_input(
     meta: ImageMeta | None = None,
     channel: int | str | None = None,
     colour: str = "luminance",
+    channels: tuple[str, ...] | None = None,
 ) -> np.ndarray:
-    """The network's input: one channel, percentile-normalised, bright objects.
+    """The network's input: percentile-normalised planes.
 
-    ``channel`` and ``colour`` pick the plane as in :func:`cellscape.preprocess.to_single_channel`.
+    Without ``channels``: one plane with bright objects; ``channel`` and ``colour`` pick it as
+    in :func:`cellscape.preprocess.to_single_channel`, and a bright background is inverted.
+    With ``channels`` (names, in the model's order): those channels, matched by name or
+    position as in :func:`cellscape.methods.convnet.select_channels`, each normalised to its
+    own 1-99.8 percentiles and not inverted.
 
     Returns
     -------
-    ndarray of float32, shape (1, Y, X)
+    ndarray of float32, shape (C, Y, X)
+        ``C`` = 1, or ``len(channels)``.
     """
+    if channels:
+        from .convnet import select_channels
+
+        planes = select_channels(image, meta, tuple(channels))
+        return np.stack([normalize_percentile(p, 1.0, 99.8) for p in planes]).astype(np.float32)
     plane = normalize_percentile(to_single_channel(image, meta, channel, colour), 1.0, 99.8)
     if bright_background(plane):
         plane = 1.0 - plane
@@ -87,7 +100,12 @@ class UNetSegmenter(Segmenter):
     filters : tuple of int
         U-Net feature maps per level (width and depth).
     channel : int or str or None
-        Channel to segment in multi-channel images.
+        Channel to segment in multi-channel images (single-channel networks).
+    channels : tuple of str or None
+        Names of the channels the network sees, in order, for multi-channel networks (for
+        example ``("phase", "nuclear")``: whole cells from phase contrast and a nuclear
+        marker). Images are matched by channel name, or by position when unnamed. ``None``:
+        one channel (``channel`` / ``colour``).
     colour : {"luminance", "hematoxylin"}
         How colour images become one plane: their luminance, or their hematoxylin stain
         density (H&E histology; grey images stored as RGB keep the luminance).
@@ -133,6 +151,7 @@ class UNetSegmenter(Segmenter):
         filters: tuple[int, ...] = (16, 32, 64, 128),
         channel: int | str | None = None,
         colour: str = "luminance",
+        channels: tuple[str, ...] | None = None,
         epochs: int = 30,
         steps_per_epoch: int = 100,
         batch_size: int = 8,
@@ -152,6 +171,7 @@ class UNetSegmenter(Segmenter):
         self.filters = tuple(filters)
         self.channel = channel
         self.colour = colour
+        self.channels = tuple(channels) if channels else None
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.batch_size = batch_size
@@ -172,7 +192,12 @@ class UNetSegmenter(Segmenter):
     def _build(self):
         from ..nn.unet import UNet
 
-        return UNet(in_channels=1, out_channels=4, filters=self.filters)
+        return UNet(in_channels=self.n_channels, out_channels=4, filters=self.filters)
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels of the network."""
+        return len(self.channels) if self.channels else 1
 
     def fit(
         self,
@@ -226,7 +251,7 @@ class UNetSegmenter(Segmenter):
 
         metas = metas or [None] * len(images)
         train = [
-            _prepare_pair(i, t, m, self.channel, self.colour)
+            _prepare_pair(i, t, m, self.channel, self.colour, self.channels)
             for i, t, m in zip(images, targets, metas, strict=True)
         ]
         sampler = PatchSampler(train, self.patch, self.batch_size, self.scale_range)
@@ -234,7 +259,7 @@ class UNetSegmenter(Segmenter):
         if val_images:
             val_metas = val_metas or [None] * len(val_images)
             val = [
-                _prepare_pair(i, t, m, self.channel, self.colour)
+                _prepare_pair(i, t, m, self.channel, self.colour, self.channels)
                 for i, t, m in zip(val_images, val_targets, val_metas, strict=True)
             ]
             val_sampler = PatchSampler(val, self.patch, self.batch_size, (1.0, 1.0), augment=False)
@@ -325,7 +350,7 @@ class UNetSegmenter(Segmenter):
 
     def _maps_and_labels(self, image, meta, want_labels: bool):
         self._check_fitted()
-        x = network_input(image, meta, self.channel, self.colour)
+        x = network_input(image, meta, self.channel, self.colour, self.channels)
         shape = np.asarray(image).shape[-2:]
         expected = self.expected_diameter(meta)
         if expected or not self.auto_diameter:
@@ -479,6 +504,7 @@ class UNetSegmenter(Segmenter):
         model = super().load(folder)
         model.filters = tuple(model.filters)
         model.scale_range = tuple(model.scale_range)
+        model.channels = tuple(model.channels) if model.channels else None
         model.net_ = model._build()
         load_weights(model.net_, folder / WEIGHTS_NAME)
         model.net_.eval()
@@ -490,10 +516,11 @@ class UNetSegmenter(Segmenter):
 # ----------------------------------------------------------------------------------------------
 
 
-def _prepare_pair(image, labels, meta, channel, colour: str = "luminance"):
-    x = network_input(image, meta, channel, colour)[0]
+def _prepare_pair(image, labels, meta, channel, colour: str = "luminance", channels=None):
+    """(input (C, Y, X), labels (Y, X)) of one training image."""
+    x = network_input(image, meta, channel, colour, channels)
     labels = np.asarray(labels)
-    if labels.shape != x.shape:
+    if labels.shape != x.shape[1:]:
         raise ValueError(f"labels {labels.shape} do not match image {x.shape}")
     return x, labels.astype(np.int32)
 
@@ -507,19 +534,20 @@ def _resize(plane: np.ndarray, shape) -> np.ndarray:
 class PatchSampler:
     """Random training batches: crops with zoom, flips, 90-degree rotations and intensity jitter.
 
-    Calling it with a random generator returns ``(inputs (N, 1, P, P), targets (N, 2, P, P))``
-    tensors, the targets holding the class index and the normalised distance.
+    ``pairs`` hold inputs of shape (C, Y, X), or (Y, X) for one channel. Calling the sampler
+    with a random generator returns ``(inputs (N, C, P, P), targets (N, 2, P, P))`` tensors,
+    the targets holding the class index and the normalised distance.
     """
 
     def __init__(self, pairs, patch: int, batch_size: int, scale_range, augment: bool = True):
-        self.pairs = pairs
+        self.pairs = [(x if x.ndim == 3 else x[None], lab) for x, lab in pairs]
         self.patch = patch
         self.batch_size = batch_size
         self.scale_range = scale_range
         self.augment = augment
         # sample images in proportion to the square root of their area: large images give more
         # crops, but small ones (most of the variety) are not drowned out
-        areas = np.array([p[0].size for p in pairs], dtype=float)
+        areas = np.array([p[1].size for p in self.pairs], dtype=float)
         self.weights = np.sqrt(areas) / np.sqrt(areas).sum()
 
     def __call__(self, rng: np.random.Generator):
@@ -530,7 +558,7 @@ class PatchSampler:
             x, lab = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
             x, lab = self._crop(x, lab, rng)
             cls, dist = instance_targets(lab)
-            xs.append(x[None])
+            xs.append(x)
             ys.append(np.stack([cls.astype(np.float32), dist]))
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
@@ -539,30 +567,36 @@ class PatchSampler:
         lo, hi = self.scale_range
         scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if self.augment else 1.0
         size = int(round(p / scale))
-        h, w = x.shape
+        h, w = lab.shape
+        # a zoomed-out crop never reaches past an image that is at least a patch wide: the
+        # padding would show the network made-up pixels labelled background
+        size = min(size, max(min(h, w), p))
         if h < size or w < size:
             ph, pw = max(size - h, 0), max(size - w, 0)
-            x = np.pad(x, ((0, ph), (0, pw)), mode="reflect")
+            x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="reflect")
             lab = np.pad(lab, ((0, ph), (0, pw)), mode="constant")
-            h, w = x.shape
+            h, w = lab.shape
         y0 = rng.integers(0, h - size + 1)
         x0 = rng.integers(0, w - size + 1)
-        xc = x[y0 : y0 + size, x0 : x0 + size]
+        xc = x[:, y0 : y0 + size, x0 : x0 + size]
         lc = lab[y0 : y0 + size, x0 : x0 + size]
         if size != p:
             f = p / size
-            xc = ndi.zoom(xc, f, order=1)[:p, :p]
+            xc = ndi.zoom(xc, (1, f, f), order=1)[:, :p, :p]
             lc = ndi.zoom(lc, f, order=0)[:p, :p]
-            if xc.shape != (p, p):
-                xc = np.pad(xc, ((0, p - xc.shape[0]), (0, p - xc.shape[1])), mode="edge")
-                lc = np.pad(lc, ((0, p - lc.shape[0]), (0, p - lc.shape[1])))
+            if lc.shape != (p, p):
+                pad = ((0, p - lc.shape[0]), (0, p - lc.shape[1]))
+                xc = np.pad(xc, ((0, 0), *pad), mode="edge")
+                lc = np.pad(lc, pad)
         if self.augment:
             k = int(rng.integers(4))
-            xc, lc = np.rot90(xc, k), np.rot90(lc, k)
+            xc, lc = np.rot90(xc, k, axes=(1, 2)), np.rot90(lc, k)
             if rng.random() < 0.5:
-                xc, lc = xc[:, ::-1], lc[:, ::-1]
-            gain = float(np.exp(rng.normal(0, 0.25)))
-            xc = xc * gain + rng.normal(0, 0.05)
+                xc, lc = xc[:, :, ::-1], lc[:, ::-1]
+            # gain and offset per channel: the channels' brightness varies independently
+            n = xc.shape[0]
+            gain = np.exp(rng.normal(0, 0.25, (n, 1, 1)))
+            xc = xc * gain + rng.normal(0, 0.05, (n, 1, 1))
             if rng.random() < 0.3:
                 xc = xc + rng.normal(0, rng.uniform(0.01, 0.08), xc.shape)
         return np.ascontiguousarray(xc, dtype=np.float32), np.ascontiguousarray(lc)

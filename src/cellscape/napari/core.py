@@ -459,8 +459,8 @@ def fit_unet(
         lab = np.asarray(lab)
         if lab.max() <= 0:
             raise CellscapeError(None, "no cells painted: paint or curate some cells first")
-        pairs.append(_prepare_pair(im, lab, None, model.channel, model.colour))
-    patch = min(model.patch, *(min(x.shape) for x, _ in pairs))
+        pairs.append(_prepare_pair(im, lab, None, model.channel, model.colour, model.channels))
+    patch = min(model.patch, *(min(lab.shape) for _, lab in pairs))
     patch = max(16, patch // 16 * 16)
     sampler = PatchSampler(pairs, patch, model.batch_size, model.scale_range)
     threads = int(os.environ.get("CELLSCAPE_THREADS", "0")) or None
