@@ -1,6 +1,6 @@
 """Whole mammalian cells from phase + nuclear on held-out DeepCell 2016 images, model by model.
 
-    python benchmarks/cells_heldout.py [--model NAME=MODEL ...] [--data DIR]
+    python benchmarks/cells_heldout.py [--task cells|ecoli] [--model NAME=MODEL ...] [--data DIR]
 
 Every model (a bundled name or a model folder; default: the bundled ``cells-phase-nuclear``
 U-Net and ``cells-phase-nuclear-convnet``, the DeepCell 2016 conv-net + active contours it
@@ -9,7 +9,10 @@ HeLa_joint/set4 and set5, 3T3/set3, RAW40X/set3, the bottom halves of MCF10A and
 no model learned from. Prints per set and pooled: AP@0.5 (TP / (TP + FP + FN)), the per-cell
 Jaccard of cells matched at IoU >= 0.5, the DSB2018 score, AJI and seconds per image. Writes
 benchmarks/out/cells_heldout.json and docs/images/cells_heldout.png (outlines of each model on
-a crop of the first HeLa and the 3T3 held-out image, then the ground truth).
+a crop of the first HeLa and the 3T3 held-out image, then the ground truth). ``--task ecoli``
+does the same for E. coli in phase contrast (``SPLITS["ecoli"]``; default models: the bundled
+``ecoli-phase`` and the U-Net of ``training/train_cells_unet.py --task ecoli``), writing
+``ecoli_heldout.json`` / ``.png``.
 
 The ground truth of 3T3/set3 is partly broken: 163 of its 361 objects are smaller than
 ``FRAGMENT_AREA`` pixels, slivers of the interior annotation between cells (a HeLa cell here
@@ -34,8 +37,17 @@ from cellscape.models import load_model  # noqa: E402
 from cellscape.viz import outline_overlay  # noqa: E402
 from convnet_common import ROOT, SPLITS, check_split, data_root, load_sets  # noqa: E402
 
-DEFAULT_MODELS = ["unet=cells-phase-nuclear", "convnet=cells-phase-nuclear-convnet"]
-FIGURE_SETS = {"HeLa_joint/set4": (slice(200, 600), slice(300, 700)), "3T3/set3": None}
+#: per task: default models and the held-out images of the figure (crop, or None: a quarter)
+TASKS = {
+    "cells": (
+        ["unet=cells-phase-nuclear", "convnet=cells-phase-nuclear-convnet"],
+        {"HeLa_joint/set4": (slice(200, 600), slice(300, 700)), "3T3/set3": None},
+    ),
+    "ecoli": (
+        ["convnet=ecoli-phase", "unet=runs/ecoli-unet/model"],
+        {"ecoli/set2": (slice(0, 300), slice(0, 300)), "ecoli_kc/set2": None},
+    ),
+}
 KEYS = ("ap@0.5", "jaccard", "dsb2018", "aji", "seconds")
 #: ground-truth objects smaller than this (pixels) are annotation fragments, not cells
 FRAGMENT_AREA = 300
@@ -71,12 +83,14 @@ def pooled(rows: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--task", choices=tuple(TASKS), default="cells")
     ap.add_argument("--model", action="append", help="NAME=MODEL (bundled name or folder)")
     args = ap.parse_args()
     root = data_root(args.data)
     check_split(root)
-    channels, _, held = SPLITS["cells"]
-    specs = [m.split("=", 1) for m in (args.model or DEFAULT_MODELS)]
+    channels, _, held = SPLITS[args.task]
+    default_models, figure_sets = TASKS[args.task]
+    specs = [m.split("=", 1) for m in (args.model or default_models)]
     models = {name: load_model(path) for name, path in specs}
     sets = load_sets(root, held, channels)
 
@@ -97,7 +111,7 @@ def main() -> None:
                 f"{row['seconds']:.1f} s",
                 flush=True,
             )
-            if name in FIGURE_SETS:
+            if name in figure_sets:
                 panels.append((name, label, outline_overlay(image, pred, meta)))
         results["all"][label] = pooled(rows)
         clean = [r for r in rows if r["gt_fragments"] <= 0.1 * r["n_gt"]]
@@ -111,15 +125,16 @@ def main() -> None:
                 f"{row['seconds']:.1f} s/image"
             )
 
-    figure(sets, panels, results, ROOT / "docs" / "images" / "cells_heldout.png")
+    picture = ROOT / "docs" / "images" / f"{args.task}_heldout.png"
+    figure(sets, panels, results, figure_sets, picture)
 
-    out = ROOT / "benchmarks" / "out" / "cells_heldout.json"
+    out = ROOT / "benchmarks" / "out" / f"{args.task}_heldout.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
-    print(f"written {out} and docs/images/cells_heldout.png")
+    print(f"written {out} and {picture}")
 
 
-def figure(sets, panels, results: dict, path: Path) -> None:
+def figure(sets, panels, results: dict, figure_sets: dict, path: Path) -> None:
     """One row per figure image (a crop): each model's outlines with its AP@0.5 on the whole
     image, then the ground truth."""
     import matplotlib
@@ -129,9 +144,9 @@ def figure(sets, panels, results: dict, path: Path) -> None:
 
     n_cols = 1 + len({label for _, label, _ in panels})
     fig, axes = plt.subplots(
-        len(FIGURE_SETS), n_cols, figsize=(4 * n_cols, 4 * len(FIGURE_SETS)), squeeze=False
+        len(figure_sets), n_cols, figsize=(4 * n_cols, 4 * len(figure_sets)), squeeze=False
     )
-    for row, (name, crop) in enumerate(FIGURE_SETS.items()):
+    for row, (name, crop) in enumerate(figure_sets.items()):
         _, image, meta, _, gt = next(s for s in sets if s[0] == name)
         if crop is None:  # a quarter of the image keeps the outlines readable
             crop = (slice(0, gt.shape[0] // 2), slice(0, gt.shape[1] // 2))

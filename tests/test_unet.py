@@ -455,3 +455,22 @@ def test_zoomed_out_crops_stay_inside_the_image():
     _, y = sampler(np.random.default_rng(0))
     assert y.shape == (4, 2, 64, 64)
     assert (y[:, 0] > 0).all()
+
+
+def test_saved_weights_keep_values_beyond_float16(tmp_path):
+    from cellscape.nn.train import load_weights, save_weights
+
+    # a batch-norm running variance of 1e6 (seen after long training): a float16 cast would
+    # store it as infinity and silently break the saved network
+    net = UNet(in_channels=1, out_channels=4, filters=(8, 16))
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var[:3] = 1e6
+    save_weights(net, tmp_path / "w.safetensors")
+    again = UNet(in_channels=1, out_channels=4, filters=(8, 16))
+    load_weights(again, tmp_path / "w.safetensors")
+    for (name, a), b in zip(net.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.isfinite(b.float()).all(), name
+        # float16 keeps 3 significant digits; the large tensor stays float32 and exact
+        torch.testing.assert_close(b.float(), a.float(), rtol=1e-3, atol=1e-3)
+    bn_again = next(m for m in again.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert float(bn_again.running_var[0]) == 1e6

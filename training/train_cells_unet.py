@@ -1,6 +1,9 @@
-"""Train the bundled `cells-phase-nuclear` U-Net: whole mammalian cells from phase + nuclear.
+"""Train a U-Net on DeepCell 2016 data: the bundled `cells-phase-nuclear` (whole mammalian
+cells from phase + nuclear, ``--task cells``, the default) or an E. coli phase model
+(``--task ecoli``, split ``SPLITS["ecoli"]``: ecoli/set1 and ecoli_kc/set1 train, set2 of each
+is held out).
 
-    python training/train_cells_unet.py [--epochs 40] [--steps 100] [--out MODEL_FOLDER]
+    python training/train_cells_unet.py [--task cells] [--epochs 40] [--steps 100] [--out DIR]
 
 Data: the DeepCell 2016 training data (../shared/data/deepcell2016/training_data), split by
 ``SPLITS["cells"]`` in benchmarks/convnet_common.py: HeLa-S3, 3T3, MCF10A, RAW 264.7 and BMDM
@@ -34,6 +37,26 @@ from convnet_common import SPLITS, check_split, data_root, load_sets  # noqa: E4
 
 TUNE_FRACTION = 0.2
 
+#: per task: default output, crop size, zoom range of the crops, smallest cell, what it is for
+TASKS = {
+    "cells": {
+        "out": ROOT / "src/cellscape/data/models/cells-phase-nuclear",
+        "patch": 256,
+        # cell diameters of 23-80 px across the lines: zooms of 0.5-1.6 cover them both ways
+        "scale_range": (0.5, 1.6),
+        "min_size": 30,
+        "purpose": "whole mammalian cells from phase contrast + a nuclear marker",
+    },
+    "ecoli": {
+        "out": ROOT / "runs" / "ecoli-unet" / "model",
+        "patch": 128,
+        # rods of about 13 px (ecoli) and 28 px (ecoli_kc) across: zooms of 0.5-2 bridge them
+        "scale_range": (0.5, 2.0),
+        "min_size": 20,
+        "purpose": "E. coli (rod bacteria) in phase contrast",
+    },
+}
+
 
 def split_columns(image: np.ndarray, labels: np.ndarray, patch: int):
     """(fit image, fit labels), (tune image, tune labels): the left columns learn, the right
@@ -59,27 +82,30 @@ def score_sets(model, sets) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--task", choices=tuple(TASKS), default="cells")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--filters", default="16,32,64,128,256")
-    parser.add_argument("--patch", type=int, default=256)
+    parser.add_argument("--patch", type=int, help="crop size [default: the task's]")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--data", default=None)
     parser.add_argument(
         "--init", help="continue from this model's weights (a name or folder) instead of new ones"
     )
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "cells-unet")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "src/cellscape/data/models/cells-phase-nuclear"
-    )
+    parser.add_argument("--runs", type=Path, help="checkpoints [default: runs/<task>-unet]")
+    parser.add_argument("--out", type=Path, help="model folder [default: the task's]")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto")
     args = parser.parse_args()
+    task = TASKS[args.task]
+    args.patch = args.patch or task["patch"]
+    args.runs = args.runs or ROOT / "runs" / f"{args.task}-unet"
+    args.out = args.out or task["out"]
 
     root = data_root(args.data)
     check_split(root)
-    channels, train_names, held_names = SPLITS["cells"]
+    channels, train_names, held_names = SPLITS[args.task]
     fit_x, fit_y, fit_m, tune_x, tune_y, tune_m = [], [], [], [], [], []
     for _, image, meta, _, labels in load_sets(root, train_names, channels):
         (fx, fy), (tx, ty) = split_columns(image, labels, args.patch)
@@ -109,9 +135,8 @@ def main() -> None:
             channels=channels,
             batch_size=args.batch_size,
             patch=args.patch,
-            # cell diameters of 23-80 px across the lines: zooms of 0.5-1.6 cover them both ways
-            scale_range=(0.5, 1.6),
-            min_size=30,
+            scale_range=task["scale_range"],
+            min_size=task["min_size"],
             **schedule,
         )
     model.fit(
@@ -152,7 +177,7 @@ def main() -> None:
         print(name, row)
     model.info_.update(
         {
-            "purpose": "whole mammalian cells from phase contrast + a nuclear marker",
+            "purpose": task["purpose"],
             "training_data": "DeepCell 2016 training data (Van Valen et al. 2016): "
             + ", ".join(train_names)
             + f"; the right {round(100 * TUNE_FRACTION)}% of the columns of each (at least "

@@ -90,11 +90,20 @@ def load_numpy_state(net: torch.nn.Module, arrays: dict[str, np.ndarray]) -> Non
 
 def save_weights(net: torch.nn.Module, path: str | os.PathLike, half: bool = True) -> Path:
     """Write ``net``'s weights as safetensors; float32 tensors as float16 when ``half`` (bundled
-    models stay a few MB; inference still runs in float32)."""
+    models stay a few MB; inference still runs in float32).
+
+    A tensor with values beyond float16's range (65504; batch-norm running variances after
+    long training can be) stays float32: cast, it would turn into infinities and break the
+    saved network without a word.
+    """
     arrays = state_to_numpy(net)
     if half:
+        limit = float(np.finfo(np.float16).max)
         arrays = {
-            k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in arrays.items()
+            k: v.astype(np.float16)
+            if v.dtype == np.float32 and (v.size == 0 or float(np.abs(v).max()) <= limit)
+            else v
+            for k, v in arrays.items()
         }
     return io.write_safetensors(path, arrays)
 
