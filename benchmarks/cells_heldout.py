@@ -54,16 +54,13 @@ KEYS = ("ap@0.5", "jaccard", "dsb2018", "aji", "seconds")
 FRAGMENT_AREA = 300
 
 
-def image_row(gt: np.ndarray, pred: np.ndarray, seconds: float) -> dict:
-    row = metrics.image_scores(gt, pred)
+def image_row(gt: np.ndarray, row: dict, seconds: float) -> dict:
+    """What the benchmark shows of one image's :func:`cellscape.metrics.image_scores`."""
     areas = np.bincount(gt.ravel())[1:]
     areas = areas[areas > 0]
     return {
         "n_gt": int(row["n_gt"]),
         "gt_fragments": int((areas < FRAGMENT_AREA).sum()),
-        "tp": int(row["tp@0.5"]),
-        "fp": int(row["fp@0.5"]),
-        "fn": int(row["fn@0.5"]),
         "ap@0.5": float(row["ap@0.5"]),
         # mean IoU of the cells matched at IoU >= 0.5 (the conv-net benchmark's Jaccard)
         "jaccard": float(row["jaccard_mean"]) if row["n_matched"] else 0.0,
@@ -73,11 +70,13 @@ def image_row(gt: np.ndarray, pred: np.ndarray, seconds: float) -> dict:
     }
 
 
-def pooled(rows: list[dict]) -> dict:
-    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+def pooled(rows: list[dict], scores: list[dict]) -> dict:
+    """Means over images of the shown ``rows``, and the pooled AP@0.5 and cell count of their
+    ``image_scores`` (by :func:`cellscape.metrics.summarize`)."""
+    summary = metrics.summarize(scores)
     out = {k: float(np.mean([r[k] for r in rows])) for k in KEYS}
-    out["ap_pooled@0.5"] = tp / max(tp + fp + fn, 1)
-    out["n_gt"] = sum(r["n_gt"] for r in rows)
+    out["ap_pooled@0.5"] = float(summary["ap_pooled@0.5"])
+    out["n_gt"] = int(summary["n_gt"])
     return out
 
 
@@ -98,11 +97,13 @@ def main() -> None:
     results: dict = {"held_out": held, "models": dict(specs), "per_set": {}, "all": {}}
     panels = []
     for label, model in models.items():
-        rows = []
+        rows, scores = [], []
         for name, image, meta, _features, gt in sets:
             t0 = time.perf_counter()
             pred = model.segment(image, meta)
-            row = image_row(gt, pred, time.perf_counter() - t0)
+            seconds = time.perf_counter() - t0
+            scores.append(metrics.image_scores(gt, pred))
+            row = image_row(gt, scores[-1], seconds)
             fragments = (
                 f"({row['gt_fragments']} < {FRAGMENT_AREA} px) " if args.task == "cells" else ""
             )
@@ -116,10 +117,12 @@ def main() -> None:
             )
             if name in figure_sets:
                 panels.append((name, label, outline_overlay(image, pred, meta)))
-        results["all"][label] = pooled(rows)
+        results["all"][label] = pooled(rows, scores)
         if args.task == "cells":
-            clean = [r for r in rows if r["gt_fragments"] <= 0.1 * r["n_gt"]]
-            results.setdefault("clean_gt", {})[label] = pooled(clean)
+            keep = [i for i, r in enumerate(rows) if r["gt_fragments"] <= 0.1 * r["n_gt"]]
+            results.setdefault("clean_gt", {})[label] = pooled(
+                [rows[i] for i in keep], [scores[i] for i in keep]
+            )
     for which in ("all", "clean_gt")[: 2 if args.task == "cells" else 1]:
         for label, row in results[which].items():
             print(
