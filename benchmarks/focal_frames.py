@@ -19,8 +19,13 @@ Protocol (as in Lugagne et al. 2018: the user paints strokes inside each kind of
   stacks are used for nothing but these scores.
 
 Also printed: the same without the xy smoothing, and a ceiling (noise-free stacks, all 100
-frames, a 4x larger network on 3x more pixels) that shows what is left when neither noise,
-frame count nor classifier capacity limit the error.
+frames, a 4x larger network on 3x more pixels) that shows what is left to a per-pixel
+classifier when neither noise, frame count nor classifier capacity limit the error.
+
+Then the ``"cnn"`` classifier (the same PCA features of the z-profiles read over each pixel's
+neighbourhood by a small convolutional network, ``cellscape.methods.focal_context``; default
+settings, chosen on the tuning stacks) on the same painted pixels: every frame count with even
+spacing, and 10 / 20 frames with logarithmic and hand-picked spacing.
 
 Writes docs/images/focal_frames.png. Run: ``python benchmarks/focal_frames.py``.
 """
@@ -40,6 +45,9 @@ from focal_common import NAMES, painted_strokes, stack, stroke_mask  # noqa: E40
 COUNTS = (2, 3, 5, 10, 20, 50, 100)
 TRAIN_SEED, TEST_SEEDS = 100, (400, 401)  # tuning used seeds 300 and 301
 XY_SIGMA = 1.0
+CNN_RUNS = [("cnn", "even", n) for n in COUNTS] + [
+    ("cnn", s, n) for s in ("log", "hand-picked") for n in (10, 20)
+]
 # hand-picked: the focus first, then pairs on both sides where the classes differ most
 # (about 0.2-2 µm from focus on the tuning stacks), then fill-ins further out (the first n of
 # this list are used)
@@ -86,19 +94,28 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     runs = [("xy 1 px", s, n) for s in ("even", "log", "hand-picked") for n in COUNTS]
     runs += [("no xy", "even", n) for n in COUNTS]
+    runs += CNN_RUNS
     for setting, spacing, n in runs:
-        model = FocalSignature(
-            classes=NAMES,
-            classifier="mlp",
-            max_train_pixels=10000,
-            xy_sigma=XY_SIGMA if setting == "xy 1 px" else 0.0,
-            **frames_for(spacing, n),
-        ).fit(train.stack, labels)
+        t0 = time.perf_counter()
+        if setting == "cnn":
+            model = FocalSignature(classes=NAMES, classifier="cnn", **frames_for(spacing, n))
+        else:
+            model = FocalSignature(
+                classes=NAMES,
+                classifier="mlp",
+                max_train_pixels=10000,
+                xy_sigma=XY_SIGMA if setting == "xy 1 px" else 0.0,
+                **frames_for(spacing, n),
+            )
+        model.fit(train.stack, labels)
         results[(setting, spacing, n)] = r = scores(model, tests)
         print(
-            f"| {setting} | {spacing} | {n} | " + " | ".join(f"{100 * e:.2f}%" for e in r) + " |",
+            f"| {setting} | {spacing} | {n} | " + " | ".join(f"{100 * e:.2f}%" for e in r)
+            + f" | ({time.perf_counter() - t0:.0f} s)",
             flush=True,
-        )
+        )  # fmt: skip
+        if (setting, spacing, n) == ("cnn", "even", 10):
+            per_class(model, tests)
     # ceiling: no noise, all frames, more capacity and pixels
     clean = [stack("ecoli", s, photons=None) for s in (TRAIN_SEED, *TEST_SEEDS)]
     model = FocalSignature(classes=NAMES, classifier="mlp", hidden=128, max_train_pixels=30000).fit(
@@ -149,6 +166,12 @@ def plot(results, ceiling) -> None:
             ax.plot(COUNTS, y, style, label=f"{spacing}, xy 1 px")
         y = [100 * results[("no xy", "even", n)][which] for n in COUNTS]
         ax.plot(COUNTS, y, "x-", color="grey", alpha=0.7, label="even, no xy smoothing")
+        y = [100 * results[("cnn", "even", n)][which] for n in COUNTS]
+        ax.plot(COUNTS, y, "D-", color="black", label="cnn classifier, even")
+        for spacing, mark in (("log", "s"), ("hand-picked", "^")):
+            ns = [n for s, sp, n in CNN_RUNS if sp == spacing]
+            y = [100 * results[("cnn", spacing, n)][which] for n in ns]
+            ax.plot(ns, y, mark, color="black", mfc="none", label=f"cnn classifier, {spacing}")
         ax.axhline(100 * ceiling[which], color="tab:red", lw=0.8, ls="-.",
                    label="noise-free ceiling")  # fmt: skip
         ax.axhline(1.0, color="black", lw=0.8)
@@ -158,7 +181,11 @@ def plot(results, ceiling) -> None:
         ax.set_title(title, fontsize=9)
     axes[0].set_ylabel("pixel error (%)")
     axes[0].legend(fontsize=7)
-    fig.suptitle("Focal signature, simulated E. coli (5 classes, MLP); black line: 1%", fontsize=10)
+    fig.suptitle(
+        "Focal signature, simulated E. coli (5 classes; per-pixel MLP and cnn classifier); "
+        "black line: 1%",
+        fontsize=10,
+    )
     fig.tight_layout()
     out = Path(__file__).resolve().parents[1] / "docs" / "images" / "focal_frames.png"
     fig.savefig(out, dpi=90)

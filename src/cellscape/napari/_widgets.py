@@ -318,7 +318,7 @@ class TrainWidget(_WorkerWidget):
         self.method.addItems(["focal", "unet"])
         self.classes = QLineEdit(", ".join(core.FOCAL_CLASSES))
         self.classifier = QComboBox()
-        self.classifier.addItems(["mlp", "linear", "rf", "svm"])
+        self.classifier.addItems(["mlp", "linear", "rf", "svm", "cnn"])
         self.paint = _LayerCombo(napari_viewer, ("labels",))
         self.paint_class = QComboBox()
         self.epochs = QSpinBox()
@@ -546,10 +546,21 @@ class TrainWidget(_WorkerWidget):
 
         def job():
             yield "fitting the focal-signature classifier"
-            model = core.fit_focal(stack, painted, names, classifier=classifier)
+            # the cnn classifier trains for minutes: report its steps as they come
+            model = yield from core.callback_steps(
+                core.fit_focal, stack, painted, names, classifier=classifier,
+                callback_name="progress",
+            )  # fmt: skip
             yield "predicting the stack"
             seg = yield from core.segment_steps(model, stack, meta)
             return model, seg
+
+        def on_yield(item):
+            if isinstance(item, str):
+                self.say(item)
+                return
+            step, steps, loss = item
+            self.say(f"training the cnn classifier: step {step}/{steps}, loss {loss:.4f}")
 
         def done(result):
             model, seg = result
@@ -566,7 +577,7 @@ class TrainWidget(_WorkerWidget):
             )
             self.say(f"trained and predicted in {time.perf_counter() - t0:.1f} s")
 
-        return self._start(job, on_yield=self.say, on_done=done)
+        return self._start(job, on_yield=on_yield, on_done=done)
 
     def _start_unet(self, layer, image, meta, painted):
         epochs, steps = self.epochs.value(), self.steps.value()

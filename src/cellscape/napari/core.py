@@ -338,13 +338,18 @@ def painted_classes(painted: np.ndarray, class_names: Sequence[str]) -> list[str
 
 
 def fit_focal(
-    stack: np.ndarray, painted: np.ndarray, class_names: Sequence[str], **params
+    stack: np.ndarray,
+    painted: np.ndarray,
+    class_names: Sequence[str],
+    progress: Callable | None = None,
+    **params,
 ):  # -> FocalSignature
     """Fit a :class:`~cellscape.methods.focal.FocalSignature` on one painted z-stack.
 
     ``painted`` holds the paint value ``k`` (1..K) for class ``class_names[k - 1]`` and 0 where
     nothing is painted. Classes never painted are dropped (and the values renumbered), so a user
-    may paint only some of the offered classes.
+    may paint only some of the offered classes. ``progress(step, steps, loss)`` is called while
+    the ``"cnn"`` classifier trains.
     """
     from ..methods.focal import FocalSignature
 
@@ -364,7 +369,7 @@ def fit_focal(
     lut = np.zeros(int(values.max()) + 1, dtype=np.int32)
     lut[values] = np.arange(1, values.size + 1)
     model = FocalSignature(classes=used, **params)
-    return model.fit(stack, lut[painted])
+    return model.fit(stack, lut[painted], progress=progress)
 
 
 def class_means(
