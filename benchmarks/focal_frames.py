@@ -24,8 +24,8 @@ classifier when neither noise, frame count nor classifier capacity limit the err
 
 Then the ``"cnn"`` classifier (the same PCA features of the z-profiles read over each pixel's
 neighbourhood by a small convolutional network, ``cellscape.methods.focal_context``; default
-settings, chosen on the tuning stacks) on the same painted pixels: every frame count with even
-spacing, and 10 / 20 frames with logarithmic and hand-picked spacing.
+settings, chosen on the tuning stacks) on the same painted pixels: 5 to 100 frames with even
+spacing, and 10 frames with logarithmic and hand-picked spacing.
 
 Writes docs/images/focal_frames.png. Run: ``python benchmarks/focal_frames.py``.
 """
@@ -45,8 +45,9 @@ from focal_common import NAMES, painted_strokes, stack, stroke_mask  # noqa: E40
 COUNTS = (2, 3, 5, 10, 20, 50, 100)
 TRAIN_SEED, TEST_SEEDS = 100, (400, 401)  # tuning used seeds 300 and 301
 XY_SIGMA = 1.0
-CNN_RUNS = [("cnn", "even", n) for n in COUNTS] + [
-    ("cnn", s, n) for s in ("log", "hand-picked") for n in (10, 20)
+CNN_COUNTS = (5, 10, 20, 50, 100)
+CNN_RUNS = [("cnn", "even", n) for n in CNN_COUNTS] + [
+    ("cnn", s, 10) for s in ("log", "hand-picked")
 ]
 # hand-picked: the focus first, then pairs on both sides where the classes differ most
 # (about 0.2-2 µm from focus on the tuning stacks), then fill-ins further out (the first n of
@@ -166,8 +167,8 @@ def plot(results, ceiling) -> None:
             ax.plot(COUNTS, y, style, label=f"{spacing}, xy 1 px")
         y = [100 * results[("no xy", "even", n)][which] for n in COUNTS]
         ax.plot(COUNTS, y, "x-", color="grey", alpha=0.7, label="even, no xy smoothing")
-        y = [100 * results[("cnn", "even", n)][which] for n in COUNTS]
-        ax.plot(COUNTS, y, "D-", color="black", label="cnn classifier, even")
+        y = [100 * results[("cnn", "even", n)][which] for n in CNN_COUNTS]
+        ax.plot(CNN_COUNTS, y, "D-", color="black", label="cnn classifier, even")
         for spacing, mark in (("log", "s"), ("hand-picked", "^")):
             ns = [n for s, sp, n in CNN_RUNS if sp == spacing]
             y = [100 * results[("cnn", spacing, n)][which] for n in ns]

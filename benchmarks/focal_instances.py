@@ -5,7 +5,9 @@ yeast, HeLa-like cells and a bacteria + yeast mixture (classes: each cell type's
 contour, halo, background, wall where present). For each kind: train on one stack (seed 10,
 15% of pixels painted at random), evaluate on two other stacks (seeds 20, 21) never trained on.
 
-* focal: ``FocalSignature`` (neural network on the z-profiles, all 100 frames).
+* focal mlp: ``FocalSignature`` (neural network on the z-profiles, all 100 frames).
+* focal cnn: ``FocalSignature(classifier="cnn")`` (the same z-profiles read over each pixel's
+  neighbourhood by a small convolutional network).
 * ilastik-style: 2-D filter features of the in-focus frame (Gaussian, gradient magnitude, LoG,
   difference of Gaussians, Hessian and structure-tensor eigenvalues at 6 scales) + a 100-tree
   random forest, trained on the same painted pixels.
@@ -122,9 +124,11 @@ def main() -> None:
         lut, names = compact_classes(train)
         labels = painted(lut[train.type_classes], 0.15, seed=0)
         focal = FocalSignature(classes=names, classifier="mlp").fit(train.stack, labels)
+        focal_cnn = FocalSignature(classes=names, classifier="cnn").fit(train.stack, labels)
         ilastik = IlastikStyle(names).fit(train.stack[train.focus_index], labels)
         for method, predict in (
-            ("focal", lambda s, m=focal: m.predict_proba(s.stack)),
+            ("focal mlp", lambda s, m=focal: m.predict_proba(s.stack)),
+            ("focal cnn", lambda s, m=focal_cnn: m.predict_proba(s.stack)),
             ("ilastik-style", lambda s, m=ilastik: m.predict_proba(s.stack[s.focus_index])),
         ):
             aps, accs, tacc, n_typed = [], [], [], 0
@@ -158,9 +162,9 @@ def overlay(shown) -> None:
     import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
 
-    fig, axes = plt.subplots(2, 4, figsize=(12, 6.2))
+    fig, axes = plt.subplots(3, 4, figsize=(12, 9.2))
     for col, kind in enumerate(KINDS):
-        for row, method in enumerate(("focal", "ilastik-style")):
+        for row, method in enumerate(("focal mlp", "focal cnn", "ilastik-style")):
             v, lab = shown[(kind, method)]
             frame = v.stack[max(v.focus_index - 15, 0)]
             lo, hi = np.percentile(frame, [1, 99])

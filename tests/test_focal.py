@@ -266,7 +266,7 @@ def test_cnn_tiles_roundtrip_and_bad_params(monolayer, tmp_path, monkeypatch):
     np.testing.assert_allclose(cnn.predict_proba(val.stack), whole, atol=1e-5)
     folder = cnn.save(tmp_path / "cnn")
     again = FocalSignature.load(folder)
-    assert list(again.cnn_dilations) == [1, 2, 4, 8, 1]
+    assert list(again.cnn_dilations) == [1, 2, 4, 8, 4, 2, 1]
     np.testing.assert_allclose(again.predict_proba(val.stack), whole, atol=1e-5)
     with pytest.raises(ValueError, match="cnn_dilations"):
         FocalSignature(classifier="cnn", cnn_dilations=(0, 2)).fit(val.stack, sparse)
@@ -290,4 +290,4 @@ def test_cli_trains_the_cnn_classifier(ecoli, tmp_path):
     assert res.exit_code == 0, res.output
     model = FocalSignature.load(tmp_path / "m")
     assert model.classifier == "cnn" and model.cnn_steps == 5
-    assert sorted(model.clf_) == [f"conv{i}.{p}" for i in range(7) for p in "bw"]
+    assert sorted(model.clf_) == [f"conv{i}.{p}" for i in range(9) for p in "bw"]

@@ -203,7 +203,7 @@ class FocalSignature(Segmenter):
         Channels of the hidden layers of the ``"cnn"`` classifier.
     cnn_dilations : sequence of int
         Dilations in pixels of its 3 x 3 layers; it sees ``sum(cnn_dilations)`` pixels on each
-        side of a pixel (16 px = 1.6 µm at 0.1 µm pixels by default).
+        side of a pixel (22 px = 2.2 µm at 0.1 µm pixels by default).
     cnn_steps : int
         Training steps of the ``"cnn"`` classifier (8 crops of 96 x 96 each; about 0.1 s a
         step on 2 CPU cores).
@@ -236,7 +236,7 @@ class FocalSignature(Segmenter):
         max_depth: int = 14,
         hidden: int = 32,
         cnn_width: int = 32,
-        cnn_dilations: Sequence[int] = (1, 2, 4, 8, 1),
+        cnn_dilations: Sequence[int] = (1, 2, 4, 8, 4, 2, 1),
         cnn_steps: int = 1500,
         cnn_augment: bool = True,
         min_size: int = 20,

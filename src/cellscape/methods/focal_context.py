@@ -5,11 +5,11 @@ its own z-profile. On thin structures that is not enough: the contour and halo r
 bacterium (0.2-0.3 µm) are narrower than the optical resolution (about 0.4 µm), so one pixel's
 profile cannot say on which side of the cell edge it lies. This classifier keeps the focal
 signature as its input (each pixel's normalised z-profile projected by the model's PCA) and
-reads it over a neighbourhood with a small fully convolutional network: a 1 x 1 layer, a few
-3 x 3 layers of growing dilation (a receptive field of ``1 + 2 * sum(dilations)`` pixels), and a
-1 x 1 layer to the classes. It learns from the same sparse painted pixels as the others: the
-loss is taken on labelled pixels only, on crops centred on them, with the eight rotations and
-flips of each crop.
+reads it over a neighbourhood with a small fully convolutional network: a 1 x 1 layer, seven
+3 x 3 layers whose dilation grows and shrinks again (1, 2, 4, 8, 4, 2, 1: a receptive field of
+``1 + 2 * sum(dilations)`` = 45 pixels), and a 1 x 1 layer to the classes. It learns from the
+same sparse painted pixels as the others: the loss is taken on labelled pixels only, on random
+crops that hold some, each rotated and flipped at random.
 
 Weights are kept as plain arrays with the batch normalisation folded into the convolutions, so
 a saved model stays ``config.json`` + ``weights.safetensors`` and prediction is a handful of
@@ -115,7 +115,7 @@ def train_context_net(
     targets: Sequence[np.ndarray],
     n_classes: int,
     width: int = 32,
-    dilations: Sequence[int] = (1, 2, 4, 8, 1),
+    dilations: Sequence[int] = (1, 2, 4, 8, 4, 2, 1),
     steps: int = 1500,
     batch: int = 8,
     lr: float = 2e-3,
