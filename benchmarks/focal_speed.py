@@ -4,7 +4,8 @@ Every classifier of ``FocalSignature`` (and a plain scikit-learn pipeline, PCA t
 100-tree random forest, as the baseline) is trained on the same painted pixels of one simulated
 E. coli stack; accuracy is measured on all pixels of a second, never-trained-on stack (512 x
 512); timings are the classification of that validation stack tiled to 1392 x 1040 x 100
-(580 MB of float32), median of repeats, in one run. Run: ``python benchmarks/focal_speed.py``.
+(580 MB of float32), median of repeats (the ``cnn`` classifier: one run with and one without
+its 8-fold rotation / flip averaging), in one run. Run: ``python benchmarks/focal_speed.py``.
 """
 
 from __future__ import annotations
@@ -61,14 +62,14 @@ def main() -> None:
         if clf in ("svm", "rf"):  # minutes on the full stack: time 512 x 512, scale by area
             t, _ = timed(lambda m=model: m.predict_proba(val.stack), 1)
             pred_s, note = t * big[0].size / val.stack[0].size, "extrapolated from 512x512"
-        elif clf == "cnn":  # seconds: fewer repeats; also without the 8-fold averaging
+        elif clf == "cnn":  # one run each, with and without the 8-fold averaging
             model.cnn_augment = False
             acc1 = float((model.predict(val.stack) == val.classes).mean())
-            t1, _ = timed(lambda m=model: m.predict_proba(big), 2)
+            t1, _ = timed(lambda m=model: m.predict_proba(big), 1)
             rows.append((f"focal {clf} ({norm}), one pass", fit_s, t1, acc1, model.info_, ""))
             print(rows[-1][:4], flush=True)
             model.cnn_augment = True
-            pred_s, _ = timed(lambda m=model: m.predict_proba(big), 2)
+            pred_s, _ = timed(lambda m=model: m.predict_proba(big), 1)
             note = "8 rotations / flips averaged"
         else:
             pred_s, _ = timed(lambda m=model: m.predict_proba(big), 5)
