@@ -249,7 +249,7 @@ def test_cnn_classifier_reads_the_neighbourhood_and_beats_one_pixel(monolayer):
     np.testing.assert_allclose(proba.sum(axis=0), 1.0, atol=1e-4)
     acc_cnn = (proba.argmax(axis=0) == val.classes).mean()
     acc_mlp = (mlp.predict(val.stack) == val.classes).mean()
-    # measured: 0.91 against 0.85
+    # measured: 0.92 against 0.85
     assert acc_cnn > acc_mlp + 0.03, (acc_cnn, acc_mlp)
     info = cnn.info_["validation"]
     assert 0.85 < info["accuracy"] <= 1.0 and np.sum(info["confusion"]) == info["n_pixels"]
