@@ -295,7 +295,7 @@ class FocalSignature(Segmenter):
         if self.classifier == "cnn":
             dil = list(self.cnn_dilations)
             if not dil or any(int(d) != d or d < 1 for d in dil):
-                raise ValueError("cnn_dilations must be positive integers, e.g. 1,2,4,8,1")
+                raise ValueError("cnn_dilations must be positive integers, e.g. 1,2,4,8,4,2,1")
             if int(self.cnn_steps) < 1 or int(self.cnn_width) < 1:
                 raise ValueError("cnn_steps and cnn_width must be at least 1")
 

@@ -198,23 +198,23 @@ def apply_context_net(
     eight rotations and flips of the field (the symmetries the network was trained with), which
     costs eight passes.
     """
-    import torch
+    from ..selfsup_net import dihedral, undo_dihedral
 
     if not augment:
         return _apply_once(arrays, dilations, feats).numpy()
-    total = None
-    for flip in (False, True):
-        f = torch.flip(feats, dims=(2,)) if flip else feats
-        for r in range(4):
-            p = _apply_once(arrays, dilations, torch.rot90(f, r, dims=(1, 2)))
-            p = torch.rot90(p, -r, dims=(1, 2))
-            p = torch.flip(p, dims=(2,)) if flip else p
-            total = p if total is None else total.add_(p)
+    total = _apply_once(arrays, dilations, feats)
+    for t in range(1, 8):
+        total += undo_dihedral(_apply_once(arrays, dilations, dihedral(feats, t)), t)
     return total.div_(8.0).numpy()
 
 
 def _apply_once(arrays: dict, dilations: Sequence[int], feats):
-    """One pass of the network over the field, tile by tile; a ``(K, Y, X)`` torch tensor."""
+    """One pass of the network over the field, tile by tile; a ``(K, Y, X)`` torch tensor.
+
+    Not :func:`cellscape.nn.infer.predict_tiled`: that one blends overlapping tiles, while
+    here each tile gets a margin of the receptive radius, so the result is exactly that of one
+    pass over the whole field.
+    """
     import torch
     import torch.nn.functional as F
 
